@@ -1,0 +1,103 @@
+"""Typed data passed between the pipeline steps (and between ComfyUI nodes).
+
+Image conventions used across the library: numpy ``(H, W, 3)`` RGB ``uint8`` in ``[0, 255]``,
+the domain the official CodeFormer pipeline works in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FACE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class CodeFormerModel:
+    """A loaded CodeFormer network (spandrel descriptor) and the file it came from."""
+
+    descriptor: object = field(repr=False)
+    path: Path
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.descriptor.model  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FaceDetector:
+    """A facexlib RetinaFace network with its name (``retinaface_resnet50`` / ``retinaface_mobile0.25``)."""
+
+    name: str
+    module: torch.nn.Module = field(repr=False)
+    path: Path
+
+
+@dataclass(frozen=True)
+class FaceParser:
+    """A facexlib ParseNet face-parsing network (19 classes, 512x512 input in [-1, 1])."""
+
+    module: torch.nn.Module = field(repr=False)
+    path: Path
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face and how it maps between its source image and the 512x512 aligned crop.
+
+    Coordinates are in the *working* image: the source enlarged so that its short side is at least
+    512 px (``working_scale`` >= 1), as the official pipeline does before detection.
+    """
+
+    source_index: int
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray = field(repr=False)  # (5, 2) float: left eye, right eye, nose, mouth left, mouth right
+    affine: np.ndarray = field(repr=False)  # (2, 3) working image -> 512 crop
+    inverse: np.ndarray = field(repr=False)  # (2, 3) 512 crop -> working image
+    source_size: tuple[int, int]  # (height, width) of the source image
+    working_scale: float  # working image = source x working_scale
+    is_gray: bool
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        """(height, width) of the working image."""
+        return working_size(self.source_size)
+
+
+@dataclass(frozen=True)
+class Faces:
+    """All faces found in an IMAGE batch, in order (source image, then detection order)."""
+
+    faces: tuple[Face, ...]
+    source_sizes: tuple[tuple[int, int], ...]  # (height, width) of every image in the batch
+    source_gray: tuple[bool, ...]
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __str__(self) -> str:
+        return f"Faces({len(self.faces)} faces in {len(self.source_sizes)} images)"
+
+    def for_image(self, index: int) -> list[tuple[int, Face]]:
+        """(position in ``faces``, face) for the faces of source image ``index``."""
+        return [(i, f) for i, f in enumerate(self.faces) if f.source_index == index]
+
+
+def working_size(source_size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the image the official pipeline works on: short side enlarged to 512."""
+    h, w = source_size
+    f = working_scale(source_size)
+    if f == 1.0:
+        return h, w
+    # cv2.resize(img, (0, 0), fx=f, fy=f) rounds the size this way
+    return int(round(h * f)), int(round(w * f))
+
+
+def working_scale(source_size: tuple[int, int]) -> float:
+    """Factor by which the official pipeline enlarges a source image (1.0 when its short side is >= 512)."""
+    short = min(source_size)
+    return 512.0 / short if short < 512 else 1.0

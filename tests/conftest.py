@@ -1,0 +1,28 @@
+"""Shared fixtures: random-weight checkpoints in the official formats, built once per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import weights  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """A ``--models-dir`` with the standard subfolders holding random-weight files (and the real detector)."""
+    root = tmp_path_factory.mktemp("models")
+    cf = weights.codeformer_state_dict()
+    weights.save_pth(cf, root / "facerestore_models" / "codeformer.pth", wrap="params_ema")
+    weights.save_safetensors(cf, root / "facerestore_models" / "codeformer.safetensors")
+    weights.save_pth(weights.parsenet_state_dict(), root / "facedetection" / "parsing_parsenet.pth")
+    weights.save_pth(weights.realesrgan_state_dict(), root / "upscale_models" / "RealESRGAN_x2plus.pth", wrap="params_ema")
+    det = root / "facedetection" / "detection_mobilenet0.25_Final.pth"
+    det.write_bytes(weights.REAL_DETECTOR.read_bytes())
+    return root
