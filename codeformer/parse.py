@@ -1,0 +1,61 @@
+"""Face-parsing masks with ParseNet, exactly as the official paste-back builds them."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .runtime import run_in_batches
+from .types import FACE_SIZE, FaceParser
+
+# ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
+KEEP_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+BLUR_KERNEL = (101, 101)
+BLUR_SIGMA = 11
+BORDER = 10
+
+
+def parse_masks(
+    parser: FaceParser,
+    faces: Sequence[np.ndarray],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    check_interrupt: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size)."""
+    net = parser.module.to(device).eval()
+    labels: list[np.ndarray | None] = [None] * len(faces)
+
+    def run(batch: list[int]) -> None:
+        x = np.stack([_as_512(faces[i]) for i in batch]).astype(np.float32) / 255.0
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
+        with torch.inference_mode():
+            out = net((t - 0.5) / 0.5)[0]
+        classes = out.argmax(dim=1).cpu().numpy()
+        for i, c in zip(batch, classes):
+            labels[i] = c
+
+    run_in_batches(run, list(range(len(faces))), batch_size, check_interrupt=check_interrupt, what="ParseNet")
+    return [soft_mask(c) for c in labels if c is not None]
+
+
+def soft_mask(classes: np.ndarray) -> np.ndarray:
+    """Official mask from a class map: kept classes at 255, blurred twice, 10-px border zeroed, scaled to 0..1."""
+    mask = np.where(KEEP_CLASSES[classes], 255.0, 0.0)
+    mask = cv2.GaussianBlur(mask, BLUR_KERNEL, BLUR_SIGMA)
+    mask = cv2.GaussianBlur(mask, BLUR_KERNEL, BLUR_SIGMA)
+    mask[:BORDER, :] = 0
+    mask[-BORDER:, :] = 0
+    mask[:, :BORDER] = 0
+    mask[:, -BORDER:] = 0
+    return mask / 255.0
+
+
+def _as_512(face: np.ndarray) -> np.ndarray:
+    if face.shape[:2] == (FACE_SIZE, FACE_SIZE):
+        return face
+    return cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)

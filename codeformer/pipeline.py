@@ -1,0 +1,213 @@
+"""The whole-image pipeline (detect -> align -> restore -> upsample -> paste), as composable steps.
+
+The ComfyUI nodes call these steps one by one; the one-node restore and the CLI call ``restore_images``.
+Images are numpy (H, W, 3) RGB uint8 (the official pipeline's domain).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .align import estimate_affine, invert_affine, warp_face
+from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, detect_faces, select_faces
+from .image import is_gray, resize, to_working
+from .parse import parse_masks
+from .paste import FacePlacement, paste_faces
+from .restore import restore_faces
+from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces, working_scale, working_size
+from .upsample import DEFAULT_TILE, target_size, upscale_image
+
+log = logging.getLogger(__name__)
+
+FACE_UPSAMPLE_MODES = ("off", "auto", "always")
+Fidelity = float | Callable[[Face], float]
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """How faces are found and which are kept."""
+
+    confidence: float = CONFIDENCE
+    nms_threshold: float = NMS_THRESHOLD
+    min_eye_distance: float = MIN_EYE_DISTANCE
+    selection: str = "all"  # all | largest | center | index list "0,2"
+    max_faces: int = 0  # 0 = no limit
+
+
+@dataclass(frozen=True)
+class PasteResult:
+    """One output image: float32 0..255 (H, W, 3) and the pasted-area mask (H, W) 0..1."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def find_faces(
+    detector: FaceDetector,
+    images: Sequence[np.ndarray],
+    options: DetectOptions = DetectOptions(),
+    *,
+    device: torch.device | str = "cpu",
+    check_interrupt: Callable[[], None] | None = None,
+) -> tuple[Faces, np.ndarray]:
+    """Detect and align the faces of every image; returns the faces and their ``[N, 512, 512, 3]`` uint8 crops."""
+    faces: list[Face] = []
+    crops: list[np.ndarray] = []
+    sizes, grays = [], []
+    for index, source in enumerate(images):
+        if check_interrupt is not None:
+            check_interrupt()
+        size = source.shape[:2]
+        gray = is_gray(source)
+        sizes.append(size)
+        grays.append(gray)
+        working = to_working(source)
+        found = detect_faces(detector, working, confidence=options.confidence, nms_threshold=options.nms_threshold,
+                             min_eye_distance=options.min_eye_distance, device=device)
+        chosen = select_faces(found, working.shape[:2], options.selection, options.max_faces)
+        for det in chosen:
+            affine = estimate_affine(det.landmarks)
+            crops.append(warp_face(working, affine))
+            faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks,
+                              affine=affine, inverse=invert_affine(affine), source_size=size,
+                              working_scale=working_scale(size), is_gray=gray))
+        log.info("image %d: %d face(s) found, %d kept", index, len(found), len(chosen))
+    stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    return Faces(tuple(faces), tuple(sizes), tuple(grays)), stacked
+
+
+def restore_found_faces(
+    model: CodeFormerModel,
+    faces: Faces,
+    crops: np.ndarray,
+    fidelity: Fidelity = 0.5,
+    **kwargs,
+) -> np.ndarray:
+    """Restore the crops of ``find_faces`` with each source's gray flag; ``fidelity`` may be a rule per face."""
+    weights = [fidelity(f) for f in faces.faces] if callable(fidelity) else fidelity
+    return restore_faces(model, crops, weights, gray=[f.is_gray for f in faces.faces], **kwargs)
+
+
+def face_paste_size(face: Face, scale: float) -> float:
+    """Side in background pixels that the 512 crop of ``face`` covers when pasted at ``scale`` x the working image."""
+    linear = face.inverse[:, :2]
+    return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
+
+
+def paste_back(
+    backgrounds: Sequence[np.ndarray],
+    faces: Faces,
+    restored: np.ndarray,
+    *,
+    parser: FaceParser | None = None,
+    face_upscaler: object | None = None,
+    face_upsample: str = "off",
+    visibility: float = 1.0,
+    feather: float = 1.0,
+    tile: int = DEFAULT_TILE,
+    device: torch.device | str = "cpu",
+    check_interrupt: Callable[[], None] | None = None,
+) -> list[PasteResult]:
+    """Paste restored faces into each background (its source x any scale); output has the background's size."""
+    if face_upsample not in FACE_UPSAMPLE_MODES:
+        raise ValueError(f"face_upsample must be one of {FACE_UPSAMPLE_MODES}, got '{face_upsample}'")
+    if len(backgrounds) != len(faces.source_sizes):
+        raise ValueError(f"{len(backgrounds)} background image(s) for faces from {len(faces.source_sizes)} image(s); "
+                         "connect the same image batch the faces were detected in (or its upscaled version)")
+    if len(restored) != len(faces):
+        raise ValueError(f"{len(restored)} restored face(s) for {len(faces)} detected face(s); "
+                         "connect the restored crops of these FACES")
+    results = []
+    for index, bg in enumerate(backgrounds):
+        members = faces.for_image(index)
+        src_h, src_w = faces.source_sizes[index]
+        scale = bg.shape[1] / src_w  # background px per source px
+        if not members:
+            results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
+            continue
+        work_h, work_w = working_size((src_h, src_w))
+        s = scale / working_scale((src_h, src_w))  # background px per working px: the official upscale factor
+        work_bg = resize(bg, (int(work_h * s), int(work_w * s)), cv2.INTER_LANCZOS4)
+        to_paste = []
+        for position, face in members:
+            if check_interrupt is not None:
+                check_interrupt()
+            img = restored[position]
+            if _upsample_this(face_upsample, face_upscaler, face, s):
+                img = upscale_image(face_upscaler, img, s, tile=tile, device=device, check_interrupt=check_interrupt)
+            to_paste.append((face, img))
+        masks: list[np.ndarray | None] = [None] * len(to_paste)
+        if parser is not None:
+            masks = list(parse_masks(parser, [img for _, img in to_paste], device=device,
+                                     check_interrupt=check_interrupt))
+        placements = [FacePlacement(img, face.inverse, mask) for (face, img), mask in zip(to_paste, masks)]
+        image, mask = paste_faces(work_bg, placements, s, visibility=visibility, feather=feather)
+        if image.shape[:2] != bg.shape[:2]:  # small source: back from the working size to source x scale
+            image = cv2.resize(image, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
+        results.append(PasteResult(image, mask))
+    return results
+
+
+def _upsample_this(mode: str, upscaler: object | None, face: Face, scale: float) -> bool:
+    if upscaler is None or mode == "off":
+        return False
+    if mode == "always":
+        return True
+    return face_paste_size(face, scale) > FACE_SIZE  # auto: only faces pasted larger than the 512 crop
+
+
+def upscale_backgrounds(
+    images: Sequence[np.ndarray],
+    scale: float,
+    upscaler: object | None = None,
+    *,
+    tile: int = DEFAULT_TILE,
+    device: torch.device | str = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """Each image upscaled to exactly ``round(W*scale) x round(H*scale)`` (model, else bilinear)."""
+    return [upscale_image(upscaler, img, scale, tile=tile, device=device, on_progress=on_progress,
+                          check_interrupt=check_interrupt) for img in images]
+
+
+def restore_images(
+    images: Sequence[np.ndarray],
+    *,
+    codeformer: CodeFormerModel,
+    detector: FaceDetector,
+    parser: FaceParser | None = None,
+    upscaler: object | None = None,
+    fidelity: Fidelity = 0.5,
+    upscale: float = 2.0,
+    background_enhance: bool = False,
+    face_upsample: str = "off",
+    options: DetectOptions = DetectOptions(),
+    tile: int = DEFAULT_TILE,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    check_interrupt: Callable[[], None] | None = None,
+) -> tuple[list[PasteResult], Faces, np.ndarray, np.ndarray]:
+    """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces."""
+    faces, crops = find_faces(detector, images, options, device=device, check_interrupt=check_interrupt)
+    restored = restore_found_faces(codeformer, faces, crops, fidelity, device=device, batch_size=batch_size,
+                                   check_interrupt=check_interrupt)
+    bg_model = upscaler if background_enhance else None
+    backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device,
+                                      check_interrupt=check_interrupt)
+    results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
+                         face_upsample=face_upsample, tile=tile, device=device, check_interrupt=check_interrupt)
+    return results, faces, crops, restored
+
+
+__all__ = [
+    "DetectOptions", "PasteResult", "FACE_UPSAMPLE_MODES", "find_faces", "restore_found_faces", "paste_back",
+    "upscale_backgrounds", "restore_images", "face_paste_size", "target_size",
+]

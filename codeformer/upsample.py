@@ -1,0 +1,109 @@
+"""Image upscaling with any spandrel image model (Real-ESRGAN & co.), tiled like the official RealESRGANer."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .runtime import OutOfMemory, autocast_dtype, empty_cache, is_oom
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = 400  # official --bg_tile
+TILE_PAD = 40  # official RealESRGANer tile_pad
+MIN_TILE = 64
+
+
+def target_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(height, width) of an image of ``size`` scaled by ``scale``: ``round(H*s) x round(W*s)``."""
+    return max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))
+
+
+def upscale_image(
+    model: object | None,
+    image: np.ndarray,
+    scale: float,
+    *,
+    tile: int = DEFAULT_TILE,
+    device: torch.device | str = "cpu",
+    bf16: bool | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """Upscale ``(H, W, 3)`` RGB uint8 to exactly ``round(H*scale) x round(W*scale)``.
+
+    With a spandrel ``ImageModelDescriptor`` the model runs at its own scale (tiles of ``tile`` px with 40 px of
+    context, as the official RealESRGANer; ``tile=0`` = whole image; the tile halves on out-of-memory), then the
+    result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
+    """
+    size = target_size(image.shape[:2], scale)
+    if model is None:
+        return _resize(image, size, cv2.INTER_LINEAR)
+    device = torch.device(device)
+    use_bf16 = (autocast_dtype(device) is not None and bool(getattr(model, "supports_bfloat16", False))) if bf16 is None else bf16
+    out = _run_model(model, image, tile, device, use_bf16, on_progress, check_interrupt)
+    return _resize(out, size, cv2.INTER_LANCZOS4)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    if image.shape[:2] == size:
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
+
+
+def _run_model(model, image, tile, device, use_bf16, on_progress, check_interrupt) -> np.ndarray:
+    net = model.model.to(device).eval()  # type: ignore[attr-defined]
+    x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    while True:
+        try:
+            y = _tiled(net, x, int(model.scale), tile, device, use_bf16, on_progress, check_interrupt)  # type: ignore[attr-defined]
+            break
+        except Exception as error:  # noqa: BLE001 - only OOM is retried
+            if not is_oom(error):
+                raise
+            empty_cache()
+            h, w = image.shape[:2]
+            current = tile if tile > 0 else max(h, w)
+            if current <= MIN_TILE:
+                raise OutOfMemory(
+                    f"out of memory upscaling a {w}x{h} image even with {current}px tiles; "
+                    "free GPU memory or run on the CPU"
+                ) from error
+            tile = max(MIN_TILE, current // 2)
+            log.warning("out of memory while upscaling; retrying with %dpx tiles", tile)
+    return (y.clamp(0, 1) * 255.0).round().to(torch.uint8).squeeze(0).permute(1, 2, 0).numpy()
+
+
+@torch.inference_mode()
+def _tiled(net, x, scale, tile, device, use_bf16, on_progress, check_interrupt) -> torch.Tensor:
+    """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept."""
+    _, c, h, w = x.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        tile = max(h, w)
+    tiles_y, tiles_x = math.ceil(h / tile), math.ceil(w / tile)
+    out = torch.zeros((1, c, h * scale, w * scale), dtype=torch.float32)
+    total = tiles_x * tiles_y
+    for ty in range(tiles_y):
+        for tx in range(tiles_x):
+            if check_interrupt is not None:
+                check_interrupt()
+            x0, y0 = tx * tile, ty * tile
+            x1, y1 = min(x0 + tile, w), min(y0 + tile, h)
+            px0, py0 = max(x0 - TILE_PAD, 0), max(y0 - TILE_PAD, 0)
+            px1, py1 = min(x1 + TILE_PAD, w), min(y1 + TILE_PAD, h)
+            part = x[:, :, py0:py1, px0:px1].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                result = net(part)
+            result = result.float().cpu()
+            oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
+            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = result[
+                :, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
+            ]
+            if on_progress is not None:
+                on_progress(ty * tiles_x + tx + 1, total)
+    return out
