@@ -26,3 +26,32 @@ def models_dir(tmp_path_factory) -> Path:
     det = root / "facedetection" / "detection_mobilenet0.25_Final.pth"
     det.write_bytes(weights.REAL_DETECTOR.read_bytes())
     return root
+
+
+@pytest.fixture(scope="session")
+def models(models_dir):
+    """The random-weight models and the real detector, loaded once."""
+    from codeformer import model_store
+
+    class Loaded:
+        codeformer = model_store.load_codeformer(models_dir / "facerestore_models" / "codeformer.pth")
+        detector = model_store.load_detector(models_dir / "facedetection" / "detection_mobilenet0.25_Final.pth")
+        parser = model_store.load_parser(models_dir / "facedetection" / "parsing_parsenet.pth")
+        upscaler = model_store.load_upscaler(models_dir / "upscale_models" / "RealESRGAN_x2plus.pth")
+
+    return Loaded
+
+
+def read_rgb(name: str):
+    """A real test photo from shared/data/images as RGB uint8."""
+    from codeformer.image_io import read_image
+
+    return read_image(weights.IMAGES / name)
+
+
+def psnr(a, b) -> float:
+    """PSNR in dB between two uint8-range images."""
+    import numpy as np
+
+    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))

@@ -1,0 +1,123 @@
+"""Detection (real RetinaFace mobilenet0.25), alignment and paste-back geometry on real photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine
+from codeformer.detect import FaceSelectionError, detect_faces, select_faces
+from codeformer.image import to_working
+from codeformer.paste import FacePlacement, paste_faces
+from codeformer.pipeline import DetectOptions, find_faces, paste_back, upscale_backgrounds
+from conftest import psnr, read_rgb
+
+
+@pytest.mark.parametrize("name", ["whole_00.jpg", "whole_02.png"])
+def test_detects_four_faces(models, name):
+    image = read_rgb(name)
+    working = to_working(image)
+    found = detect_faces(models.detector, working)
+    assert len(found) == 4
+    h, w = working.shape[:2]
+    for det in found:
+        x0, y0, x1, y1 = det.box
+        assert -2 <= x0 < x1 <= w + 2 and -2 <= y0 < y1 <= h + 2
+        assert 0.8 < det.score <= 1.0
+        assert ((det.landmarks[:, 0] >= x0) & (det.landmarks[:, 0] <= x1)).all()
+        assert ((det.landmarks[:, 1] >= y0) & (det.landmarks[:, 1] <= y1)).all()
+
+
+def test_crowd_eye_distance_filter(models):
+    working = to_working(read_rgb("crowd.jpg"))
+    everything = detect_faces(models.detector, working, min_eye_distance=0)
+    kept = detect_faces(models.detector, working)  # correct eye distance >= 10 px
+    assert len(everything) == 165
+    assert len(kept) == 85  # the official (mis-measured) filter keeps 84 of these: see detect.py
+
+
+def test_selection(models):
+    image = read_rgb("whole_02.png")
+    found = detect_faces(models.detector, image)
+    assert len(select_faces(found, image.shape[:2], "largest")) == 1
+    assert len(select_faces(found, image.shape[:2], "center")) == 1
+    assert [d.score for d in select_faces(found, image.shape[:2], "2, 0")] == [found[2].score, found[0].score]
+    assert len(select_faces(found, image.shape[:2], "all", max_faces=3)) == 3
+    with pytest.raises(FaceSelectionError, match="index 7.*only 4"):
+        select_faces(found, image.shape[:2], "0,7")
+    with pytest.raises(FaceSelectionError, match="not understood"):
+        select_faces(found, image.shape[:2], "biggest")
+
+
+def test_alignment_maps_landmarks_onto_template():
+    angle, scale, shift = np.deg2rad(17), 0.37, np.array([412.0, 95.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = (FFHQ_TEMPLATE_512 @ rot.T + shift).astype(np.float32)
+    affine = estimate_affine(landmarks)
+    warped = landmarks @ affine[:, :2].T + affine[:, 2]
+    assert np.abs(warped - FFHQ_TEMPLATE_512).max() < 1.0
+
+
+def test_real_faces_align_near_template(models):
+    faces, crops = find_faces(models.detector, [read_rgb("whole_02.png")])
+    for face in faces.faces:
+        warped = face.landmarks @ face.affine[:, :2].T + face.affine[:, 2]
+        assert np.linalg.norm(warped - FFHQ_TEMPLATE_512, axis=1).mean() < 12  # a similarity fit of a real face
+    assert crops.shape == (4, 512, 512, 3) and crops.dtype == np.uint8
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_round_trip_of_unrestored_crops(models, scale):
+    image = read_rgb("whole_02.png")
+    faces, crops = find_faces(models.detector, [image])
+    background = upscale_backgrounds([image], scale)[0]
+    result = paste_back([background], faces, crops)[0]
+    inside = result.mask > 0.5
+    assert inside.mean() > 0.01
+    assert psnr(result.image[inside], background[inside]) > 35
+    assert result.image.shape == background.shape
+
+
+def test_batch_equals_images_alone(models):
+    images = [read_rgb("whole_00.jpg"), read_rgb("whole_02.png"), np.full((300, 400, 3), 90, np.uint8)]
+    together, crops = find_faces(models.detector, images)
+    assert [len(together.for_image(i)) for i in range(3)] == [4, 4, 0]
+    outs = paste_back(images, together, crops)
+    for i, image in enumerate(images):
+        alone, alone_crops = find_faces(models.detector, [image])
+        positions = [p for p, _ in together.for_image(i)]
+        np.testing.assert_array_equal(crops[positions], alone_crops)
+        np.testing.assert_array_equal(outs[i].image, paste_back([image], alone, alone_crops)[0].image)
+
+
+def test_no_face_passes_through(models):
+    image = np.random.default_rng(1).integers(0, 256, (200, 260, 3), dtype=np.uint8)
+    faces, crops = find_faces(models.detector, [image])
+    assert len(faces) == 0 and crops.shape == (0, 512, 512, 3)
+    out = paste_back([image], faces, crops)[0]
+    np.testing.assert_array_equal(out.image, image.astype(np.float32))
+    assert not out.mask.any()
+
+
+def test_paste_region_equals_whole_image_warp(models):
+    """Warping only each face's footprint gives the official whole-image result."""
+    import cv2
+
+    image = read_rgb("whole_02.png")
+    faces, crops = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    face, crop, s = faces.faces[0], crops[0], 2.0
+    bg = upscale_backgrounds([image], s)[0]
+    out, _ = paste_faces(bg, [FacePlacement(crop, face.inverse)], s)
+    # the official steps over the whole image
+    h, w = bg.shape[:2]
+    m = face.inverse * s
+    m[:, 2] += 0.5 * s
+    restored = cv2.warpAffine(crop, m, (w, h))
+    mask = cv2.warpAffine(np.ones((512, 512), np.float32), m, (w, h))
+    mask = cv2.erode(mask, np.ones((4, 4), np.uint8))
+    pasted = mask[:, :, None] * restored
+    edge = int(np.sum(mask) ** 0.5) // 20
+    mask = cv2.erode(mask, np.ones((2 * edge, 2 * edge), np.uint8))
+    soft = cv2.GaussianBlur(mask, (2 * edge + 1, 2 * edge + 1), 0)[:, :, None]
+    expected = soft * pasted + (1 - soft) * bg
+    assert np.abs(out - expected).max() < 0.5

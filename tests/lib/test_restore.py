@@ -1,0 +1,106 @@
+"""CodeFormer restoration of aligned faces: formats, fidelity, batching, gray handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codeformer import model_store
+from codeformer.restore import restore_faces, restore_gray
+from conftest import psnr, read_rgb
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return np.stack([read_rgb("aligned_0143.png"), read_rgb("aligned_0342.png")])
+
+
+@pytest.fixture(scope="module")
+def runs(models, faces):
+    """Two calls sharing the expensive forwards: a batch of two at w=1, and w=0 / w=1 one by one."""
+    pair = restore_faces(models.codeformer, faces, [1.0, 1.0], batch_size=2)
+    mixed = restore_faces(models.codeformer, faces, [0.0, 1.0], batch_size=2)
+    return pair, mixed
+
+
+def test_output_is_uint8_faces(runs):
+    pair, _ = runs
+    assert pair.shape == (2, 512, 512, 3) and pair.dtype == np.uint8
+    assert pair.std() > 5  # random weights still give a structured, non-constant image
+
+
+def test_fidelity_reaches_the_network(runs):
+    pair, mixed = runs
+    # face 0 at w=0 vs w=1 must differ: the value reached the network (a `w=` keyword would be swallowed)
+    assert np.abs(mixed[0].astype(int) - pair[0].astype(int)).mean() > 1.0
+
+
+def test_batch_equals_singles(runs):
+    pair, mixed = runs
+    # face 1 at w=1 ran alone in `mixed` and in a batch of two in `pair`
+    # Random weights leave a few near-tied codebook picks that batching noise may flip; everything else is equal.
+    diff = np.abs(mixed[1].astype(int) - pair[1].astype(int))
+    assert (diff == 0).mean() > 0.99 and (diff <= 2).mean() > 0.995
+    assert psnr(mixed[1], pair[1]) > 40
+
+
+def test_safetensors_gives_identical_output(models_dir, faces, runs):
+    _, mixed = runs
+    st = model_store.load_codeformer(models_dir / "facerestore_models" / "codeformer.safetensors")
+    out = restore_faces(st, faces[:1], 0.0)
+    np.testing.assert_array_equal(out[0], mixed[0])
+
+
+def test_weight_keyword_is_passed(models, faces, monkeypatch):
+    seen = []
+    module = models.codeformer.module
+
+    def spy(x, weight=None, **kwargs):
+        seen.append((weight, kwargs))
+        raise RuntimeError("stop after recording")
+
+    monkeypatch.setattr(module, "forward", spy)
+    with pytest.raises(RuntimeError, match="stop after recording"):
+        restore_faces(models.codeformer, faces[:1], 0.37)
+    assert seen == [(0.37, {})]
+
+
+def test_float_input_and_resize(models, faces, monkeypatch):
+    inputs = []
+    module = models.codeformer.module
+
+    def spy(x, weight=None, **kwargs):
+        inputs.append(x.detach().clone())
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(module, "forward", spy)
+    for face in (faces[0], faces[0].astype(np.float32) / 255.0):
+        with pytest.raises(RuntimeError):
+            restore_faces(models.codeformer, face[None], 0.5)
+    assert inputs[0].shape == (1, 3, 512, 512)
+    assert float(inputs[0].min()) >= -1.0 and float(inputs[0].max()) <= 1.0
+    assert np.allclose(inputs[0].numpy(), inputs[1].numpy(), atol=1e-6)  # uint8 and its float form agree
+    small = faces[0][::2, ::2]  # 256x256: resized to 512 like the official --has_aligned
+    with pytest.raises(RuntimeError):
+        restore_faces(models.codeformer, small[None], 0.5)
+    assert inputs[2].shape == (1, 3, 512, 512)
+
+
+def test_bad_fidelity_and_shapes(models, faces):
+    with pytest.raises(ValueError, match="outside 0..1"):
+        restore_faces(models.codeformer, faces, 1.5)
+    with pytest.raises(ValueError, match="one value or one per face"):
+        restore_faces(models.codeformer, faces, [0.5])
+    with pytest.raises(ValueError, match="aligned face"):
+        restore_faces(models.codeformer, [np.zeros((512, 512), np.uint8)], 0.5)
+    assert restore_faces(models.codeformer, np.zeros((0, 512, 512, 3), np.uint8), 0.5).shape == (0, 512, 512, 3)
+
+
+def test_gray_restore_is_gray_and_clipped():
+    rng = np.random.default_rng(0)
+    restored = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    crop = np.repeat(rng.integers(200, 256, (64, 64, 1), dtype=np.uint8), 3, axis=2)  # bright gray input
+    out = restore_gray(restored, crop)
+    assert out.dtype == np.uint8
+    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    assert abs(float(out.mean()) - float(crop.mean())) < 3  # colour statistics follow the input crop
