@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import torch
 
-from .image import is_gray, match_color, to_gray3
-from .runtime import autocast_dtype, is_oom, run_in_batches
+from .image import GRAY_THRESHOLD, match_color, to_gray3
+from .runtime import autocast_dtype, run_in_batches
 from .types import FACE_SIZE, CodeFormerModel
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,29 @@ def restore_faces(
     Returns:
         ``[N, 512, 512, 3]`` RGB uint8.
     """
-    crops = [_as_512_float(face) for face in faces]
+    crops = [_as_512(face) for face in faces]
     n = len(crops)
     weights = _per_face(fidelity, n)
-    if gray is None:
-        gray = [is_gray(_to_uint8(face)) for face in crops]
     out = np.zeros((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     if n == 0:
         return out
+    gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
     device = torch.device(device)
     use_bf16 = autocast_dtype(device) is not None if bf16 is None else bf16
-    net = model.module.to(device).eval()
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # faster convolutions on GPUs
+    net = model.module.to(device).eval().to(memory_format=fmt)
     done = 0
     # Faces with the same fidelity share a batch (the network takes one weight per call).
     for w in sorted(set(weights)):
         idx = [i for i in range(n) if weights[i] == w]
 
         def run(batch: list[int]) -> None:
-            x = torch.from_numpy(np.stack([crops[i] for i in batch])).permute(0, 3, 1, 2).to(device)
+            # uint8 travels to the device as is and is scaled there: (x / 255 - 0.5) / 0.5, as the official code
+            x = torch.from_numpy(np.stack([crops[i] for i in batch])).to(device).permute(0, 3, 1, 2)
+            if gray is None:  # official is_gray, measured on the device
+                for i, flag in zip(batch, _gray_flags(x)):
+                    gray_flags[i] = flag
+            x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 y = net((x - 0.5) / 0.5, weight=w)[0]
             y = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8)
@@ -72,15 +77,23 @@ def restore_faces(
 
         run_in_batches(run, idx, batch_size, on_done=progress, check_interrupt=check_interrupt, what="CodeFormer")
     for i in range(n):
-        if gray[i]:
-            out[i] = restore_gray(out[i], crops[i])
+        if gray_flags[i]:
+            out[i] = restore_gray(out[i], _to_uint8(crops[i]))
     return out
 
 
 def restore_gray(restored: np.ndarray, crop: np.ndarray) -> np.ndarray:
-    """Official gray handling: luma of the restored face, colour statistics of the input crop, clipped (#222)."""
-    face = match_color(to_gray3(restored), _to_uint8(crop).astype(np.float64))
+    """Official gray handling: luma of the restored face, colour statistics of the uint8 input crop, clipped (#222)."""
+    face = match_color(to_gray3(restored), crop.astype(np.float64))
     return np.clip(face, 0, 255).round().astype(np.uint8)
+
+
+def _gray_flags(x: torch.Tensor) -> list[bool]:
+    """Official ``is_gray`` for a batch ``[B, 3, H, W]`` (uint8 or 0..1 floats)."""
+    c = (x.to(torch.float64) * 255.0).round() if x.is_floating_point() else x.to(torch.float64)
+    pairs = ((0, 1), (1, 2), (2, 0))
+    spread = sum((c[:, a] - c[:, b]).var(dim=(1, 2), unbiased=False) for a, b in pairs) / 3.0
+    return [bool(v) for v in (spread <= GRAY_THRESHOLD).cpu()]
 
 
 def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
@@ -93,22 +106,22 @@ def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
     return values
 
 
-def _as_512_float(face: np.ndarray) -> np.ndarray:
-    """One face as (512, 512, 3) float32 0..1; non-512 faces resized bilinear like the official --has_aligned."""
+def _as_512(face: np.ndarray) -> np.ndarray:
+    """One face as (512, 512, 3): uint8 kept as is, floats as float32 0..1; other sizes resized bilinear
+    like the official --has_aligned."""
     face = np.asarray(face)
     if face.ndim != 3 or face.shape[2] < 3:
         raise ValueError(f"an aligned face must be (H, W, 3), got shape {face.shape}")
     face = face[:, :, :3]
+    if face.dtype != np.uint8:
+        face = np.clip(np.nan_to_num(face.astype(np.float32), nan=0.0), 0.0, 1.0)
     if face.shape[:2] != (FACE_SIZE, FACE_SIZE):
         face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-    if face.dtype == np.uint8:
-        return face.astype(np.float32) / 255.0
-    face = np.nan_to_num(face.astype(np.float32), nan=0.0)
-    return np.clip(face, 0.0, 1.0)
+    return np.ascontiguousarray(face)
 
 
-def _to_uint8(face01: np.ndarray) -> np.ndarray:
-    return (face01 * 255.0).round().astype(np.uint8)
+def _to_uint8(face: np.ndarray) -> np.ndarray:
+    return face if face.dtype == np.uint8 else (face * 255.0).round().astype(np.uint8)
 
 
-__all__ = ["restore_faces", "restore_gray", "is_oom"]
+__all__ = ["restore_faces", "restore_gray"]

@@ -104,3 +104,20 @@ def test_gray_restore_is_gray_and_clipped():
     assert out.dtype == np.uint8
     assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
     assert abs(float(out.mean()) - float(crop.mean())) < 3  # colour statistics follow the input crop
+
+
+def test_gray_flags_match_official_is_gray():
+    import torch
+
+    from codeformer.image import is_gray
+    from codeformer.restore import _gray_flags
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, (4, 64, 64, 1)).astype(np.int16)
+    noise = np.array([0, 2, 4, 40])[:, None, None, None] * rng.standard_normal((4, 64, 64, 3))
+    faces = np.clip(base + noise, 0, 255).astype(np.uint8)
+    expected = [is_gray(f) for f in faces]
+    assert expected == [True, True, False, False]
+    x = torch.from_numpy(faces).permute(0, 3, 1, 2)
+    assert _gray_flags(x) == expected
+    assert _gray_flags(x.float() / 255.0) == expected
