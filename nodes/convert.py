@@ -1,0 +1,62 @@
+"""IMAGE / MASK tensors <-> the library's numpy images, converted once at the node boundary.
+
+ComfyUI: IMAGE ``[B, H, W, C]`` float32 0..1 (C = 3; 1 and 4 are accepted), MASK ``[B, H, W]`` float32 0..1.
+Library: ``(H, W, 3)`` RGB uint8 0..255, or float32 0..255 for paste-back results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..codeformer.image import float_to_uint8
+from ..codeformer.types import FACE_SIZE, Faces
+from .device import output_device
+
+
+def image_to_numpy(image: torch.Tensor) -> list[np.ndarray]:
+    """IMAGE ``[B, H, W, C]`` 0..1 -> B arrays ``(H, W, 3)`` RGB uint8 (alpha dropped, gray repeated), copies."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
+                         "connect an IMAGE output (e.g. Load Image)")
+    channels = image.shape[-1]
+    if channels == 0:
+        raise ValueError("the IMAGE has 0 channels; connect an RGB image")
+    rgb = image[..., :3] if channels >= 3 else image[..., :1].expand(*image.shape[:-1], 3)
+    # float_to_uint8 returns new arrays, so the (possibly shared) input tensor is never written to.
+    array = float_to_uint8(rgb.detach().to("cpu", torch.float32).numpy())
+    return list(array)
+
+
+def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 0..255 or float 0..255 arrays (same size) -> IMAGE ``[B, H, W, 3]`` float32 0..1."""
+    stacked = np.stack([np.asarray(i, dtype=np.float32) for i in images])
+    out = np.clip(stacked / np.float32(255.0), 0.0, 1.0)
+    return torch.from_numpy(out).to(output_device())
+
+
+def numpy_to_mask(masks: Sequence[np.ndarray]) -> torch.Tensor:
+    """``(H, W)`` float 0..1 arrays (same size) -> MASK ``[B, H, W]`` float32."""
+    stacked = np.stack([np.asarray(m, dtype=np.float32) for m in masks])
+    return torch.from_numpy(np.clip(stacked, 0.0, 1.0)).to(output_device())
+
+
+def placeholder_faces() -> torch.Tensor:
+    """One black ``[1, 512, 512, 3]`` IMAGE, output instead of an empty batch (many nodes fail on empty batches)."""
+    return torch.zeros((1, FACE_SIZE, FACE_SIZE, 3), dtype=torch.float32, device=output_device())
+
+
+def box_masks(faces: Faces) -> torch.Tensor:
+    """MASK ``[B, H, W]`` per source image: 1 inside each detected face box, 0 elsewhere (source pixels)."""
+    h, w = faces.source_sizes[0] if faces.source_sizes else (1, 1)
+    masks = np.zeros((max(1, len(faces.source_sizes)), h, w), np.float32)
+    for face in faces.faces:
+        # Boxes are in working-image pixels (source enlarged by working_scale).
+        x0, y0, x1, y1 = (v / face.working_scale for v in face.box)
+        left, top = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h))
+        right, bottom = int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h))
+        masks[face.source_index, top:bottom, left:right] = 1.0
+    return torch.from_numpy(masks).to(output_device())

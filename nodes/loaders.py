@@ -1,0 +1,116 @@
+"""Loader nodes: CodeFormer, RetinaFace detector and ParseNet parser (models on the CPU until a node runs them)."""
+
+from __future__ import annotations
+
+import os
+
+from ..codeformer import model_store
+from ..codeformer.model_store import KNOWN_FILES
+from .folders import FACEDETECTION, FACERESTORE_MODELS, list_models, model_path
+
+DETECTOR_FILES = {
+    "retinaface_resnet50": "detection_Resnet50_Final.pth",
+    "retinaface_mobile0.25": "detection_mobilenet0.25_Final.pth",
+}
+PARSER_FILE = "parsing_parsenet.pth"
+_DOWNLOAD_NOTE = " Files not present yet are downloaded on first use."
+
+
+def _is_parser_file(name: str) -> bool:
+    return os.path.basename(name).startswith("parsing_")
+
+
+def codeformer_choices() -> list[str]:
+    """Known CodeFormer files first (codeformer.pth; downloaded if missing), then every file in facerestore_models."""
+    known = [f.name for f in KNOWN_FILES.values()
+             if f.folder == FACERESTORE_MODELS and f.name.lower().startswith("codeformer")]  # not GFPGAN
+    return known + [n for n in list_models(FACERESTORE_MODELS) if n not in known]
+
+
+def detector_choices() -> list[str]:
+    """The two RetinaFace names, then other non-parser files in models/facedetection."""
+    official = set(DETECTOR_FILES.values())
+    others = [n for n in list_models(FACEDETECTION) if not _is_parser_file(n) and n not in official]
+    return list(DETECTOR_FILES) + others
+
+
+def parser_choices() -> list[str]:
+    """parsing_parsenet.pth first, then the other parsing_* files in models/facedetection."""
+    return [PARSER_FILE] + [n for n in list_models(FACEDETECTION) if _is_parser_file(n) and n != PARSER_FILE]
+
+
+class CodeFormerModelLoader:
+    DESCRIPTION = ("Loads a CodeFormer face-restoration checkpoint (.pth or .safetensors) from "
+                   "models/facerestore_models. "
+                   "codeformer.pth is downloaded from the official release if it is missing.")
+    CATEGORY = "codeformer/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = ("CODEFORMER_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The CodeFormer network, for CodeFormer Restore Faces and CodeFormer Face Restore.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_name": (codeformer_choices(), {
+                "tooltip": "CodeFormer checkpoint in models/facerestore_models (official: codeformer.pth v0.1.0)."
+                + _DOWNLOAD_NOTE}),
+        }}
+
+    def load(self, model_name: str):
+        return (model_store.load_codeformer(model_path(FACERESTORE_MODELS, model_name)),)
+
+
+class CodeFormerFaceDetectorLoader:
+    DESCRIPTION = ("Loads a RetinaFace face detector from models/facedetection. "
+                   "retinaface_resnet50 is the official, more accurate one; "
+                   "retinaface_mobile0.25 is smaller and faster.")
+    CATEGORY = "codeformer/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = ("FACE_DETECTOR",)
+    RETURN_NAMES = ("detector",)
+    OUTPUT_TOOLTIPS = ("The face detector, for CodeFormer Face Detect and CodeFormer Face Restore.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_name": (detector_choices(), {
+                "default": "retinaface_resnet50",
+                "tooltip": "retinaface_resnet50 = detection_Resnet50_Final.pth, retinaface_mobile0.25 = "
+                           "detection_mobilenet0.25_Final.pth, or another RetinaFace file in models/facedetection."
+                           + _DOWNLOAD_NOTE}),
+        }}
+
+    def load(self, model_name: str):
+        if model_name in DETECTOR_FILES:
+            return (model_store.load_detector(model_path(FACEDETECTION, DETECTOR_FILES[model_name]), model_name),)
+        return (model_store.load_detector(model_path(FACEDETECTION, model_name)),)
+
+
+class CodeFormerFaceParserLoader:
+    DESCRIPTION = ("Loads the ParseNet face parser from models/facedetection. "
+                   "With it, paste-back blends only skin, eyes, brows, nose and mouth instead of a feathered square.")
+    CATEGORY = "codeformer/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = ("FACE_PARSER",)
+    RETURN_NAMES = ("face_parser",)
+    OUTPUT_TOOLTIPS = ("The face parser, for the face_parser input of CodeFormer Paste Faces Back and "
+                       "CodeFormer Face Restore.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_name": (parser_choices(), {
+                "tooltip": "Face-parsing checkpoint in models/facedetection (official: parsing_parsenet.pth; "
+                           "BiSeNet files are not supported)." + _DOWNLOAD_NOTE}),
+        }}
+
+    def load(self, model_name: str):
+        return (model_store.load_parser(model_path(FACEDETECTION, model_name)),)
+
+
+NODES = {
+    "CodeFormerModelLoader": (CodeFormerModelLoader, "CodeFormer Model Loader"),
+    "CodeFormerFaceDetectorLoader": (CodeFormerFaceDetectorLoader, "CodeFormer Face Detector Loader"),
+    "CodeFormerFaceParserLoader": (CodeFormerFaceParserLoader, "CodeFormer Face Parser Loader"),
+}

@@ -1,0 +1,237 @@
+"""Restoration nodes: the modular steps (restore, background upsample, paste back) and the one-node restore."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..codeformer.pipeline import (
+    FACE_UPSAMPLE_MODES,
+    paste_back,
+    restore_found_faces,
+    restore_images,
+    upscale_backgrounds,
+)
+from ..codeformer.restore import restore_faces
+from ..codeformer.upsample import DEFAULT_TILE
+from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
+from .device import check_interrupt, output_device, progress_callback, running_on_device
+from .face_nodes import DETECTION_INPUTS, detect_options
+
+log = logging.getLogger(__name__)
+
+FIDELITY_INPUT = ("FLOAT", {
+    "default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+    "tooltip": "CodeFormer w: 0 = best quality (more invented detail), 1 = closest to the input face. "
+               "Official suggestion 0.5 (0.7 for old photos)."})
+FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
+    "default": "auto",
+    "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
+               "512 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
+UPSCALE_MODEL_TOOLTIP = "Image upscaler from core Load Upscale Model (e.g. RealESRGAN_x2plus.pth)."
+
+
+def check_upscaler(model: object | None) -> None:
+    """Reject face models plugged into an UPSCALE_MODEL input (core's loader also loads CodeFormer files)."""
+    if model is None:
+        return
+    purpose = getattr(model, "purpose", None)
+    if purpose == "FaceSR" or not hasattr(model, "scale") or not hasattr(model, "model"):
+        arch = getattr(getattr(model, "architecture", None), "name", type(model).__name__)
+        raise ValueError(f"upscale_model is a {arch} {purpose or ''} model, not a background upscaler; load an image "
+                         "upscaler such as RealESRGAN_x2plus.pth with Load Upscale Model (face models go in "
+                         "CodeFormer Model Loader).")
+
+
+def _module(model: object | None) -> torch.nn.Module | None:
+    """The torch module inside a library model (``.module``) or a spandrel descriptor (``.model``), or None."""
+    if model is None:
+        return None
+    if hasattr(model, "module"):
+        return model.module
+    return getattr(model, "model", None)
+
+
+class CodeFormerRestore:
+    DESCRIPTION = ("Restores aligned 512x512 faces with CodeFormer (crops from CodeFormer Face Detect, or aligned "
+                   "face images). Other sizes are resized to 512.")
+    CATEGORY = "codeformer/restore"
+    FUNCTION = "restore"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("restored_faces",)
+    OUTPUT_TOOLTIPS = ("Restored faces [N, 512, 512, 3], in the order of the input crops "
+                       "(one black image when the connected FACES has no face).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("CODEFORMER_MODEL", {"tooltip": "From CodeFormer Model Loader."}),
+                "faces": ("IMAGE", {"tooltip": "Aligned face crops (crops output of CodeFormer Face Detect) or "
+                                               "aligned face photos."}),
+                "fidelity": FIDELITY_INPUT,
+            },
+            "optional": {
+                "detected_faces": ("FACES", {
+                    "tooltip": "faces output of CodeFormer Face Detect: uses whether each source image is grayscale "
+                               "(as the official pipeline), and skips restoring when no face was found."}),
+            },
+        }
+
+    def restore(self, model, faces, fidelity, detected_faces=None):
+        if detected_faces is not None and len(detected_faces) == 0:
+            return (placeholder_faces(),)
+        crops = image_to_numpy(faces)
+        if detected_faces is not None and len(detected_faces) != len(crops):
+            raise ValueError(f"faces has {len(crops)} crop(s) but detected_faces has {len(detected_faces)} face(s); "
+                             "connect the crops and faces outputs of the same CodeFormer Face Detect node")
+        on_progress = progress_callback()
+        with running_on_device(model.module) as device:
+            if detected_faces is None:  # gray flag measured on each crop
+                restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
+                                         check_interrupt=check_interrupt)
+            else:  # gray flag of each face's source image, as the official pipeline
+                restored = restore_found_faces(model, detected_faces, crops, fidelity, device=device,
+                                               on_progress=on_progress, check_interrupt=check_interrupt)
+        return (numpy_to_image(restored),)
+
+
+class CodeFormerBackgroundUpsample:
+    DESCRIPTION = ("Upscales images to exactly round(width x scale) x round(height x scale), tiled, with an "
+                   "upscale model (as the official --bg_upsampler), or bilinear without one.")
+    CATEGORY = "codeformer/restore"
+    FUNCTION = "upsample"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The upscaled images: connect to background of CodeFormer Paste Faces Back.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The images the faces were detected in."}),
+                "scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 4.0, "step": 0.05,
+                                    "tooltip": "Output size factor (official --upscale)."}),
+                "tile": ("INT", {"default": DEFAULT_TILE, "min": 0, "max": 4096, "step": 8,
+                                 "tooltip": "Tile size in px for the upscale model (official --bg_tile 400); "
+                                            "0 = whole image at once. Halved automatically when out of memory."}),
+            },
+            "optional": {
+                "upscale_model": ("UPSCALE_MODEL", {"tooltip": UPSCALE_MODEL_TOOLTIP + " Without it: bilinear."}),
+            },
+        }
+
+    def upsample(self, image, scale, tile, upscale_model=None):
+        check_upscaler(upscale_model)
+        with running_on_device(_module(upscale_model)) as device:
+            out = upscale_backgrounds(image_to_numpy(image), scale, upscale_model, tile=tile, device=device,
+                                      on_progress=progress_callback(), check_interrupt=check_interrupt)
+        return (numpy_to_image(out),)
+
+
+class CodeFormerPasteBack:
+    DESCRIPTION = ("Pastes restored faces back into their images (or the upscaled images) with the official feathered "
+                   "masks. Images without faces pass through unchanged.")
+    CATEGORY = "codeformer/restore"
+    FUNCTION = "paste"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("image", "mask")
+    OUTPUT_TOOLTIPS = ("The images with the restored faces, at the background's size.",
+                       "How much of each pixel comes from a restored face (0..1).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "background": ("IMAGE", {"tooltip": "The images the faces were detected in, or their upscaled version "
+                                                    "(CodeFormer Background Upsample); same batch, any scale."}),
+                "faces": ("FACES", {"tooltip": "faces output of CodeFormer Face Detect."}),
+                "restored_faces": ("IMAGE", {"tooltip": "Output of CodeFormer Restore Faces, one per detected face."}),
+                "visibility": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                         "tooltip": "Opacity of the restored faces (1 = official)."}),
+                "feather": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
+                                      "tooltip": "Width of the soft mask edge relative to the official one "
+                                                 "(1 = official)."}),
+                "face_upsample": FACE_UPSAMPLE_INPUT,
+            },
+            "optional": {
+                "face_parser": ("FACE_PARSER", {"tooltip": "From CodeFormer Face Parser Loader: blend only the face "
+                                                           "itself (official). Without it: a feathered square."}),
+                "upscale_model": ("UPSCALE_MODEL", {"tooltip": UPSCALE_MODEL_TOOLTIP + " Used by face_upsample."}),
+            },
+        }
+
+    def paste(self, background, faces, restored_faces, visibility, feather, face_upsample, face_parser=None,
+              upscale_model=None):
+        if len(faces) == 0:
+            mask = torch.zeros(background.shape[:3], dtype=torch.float32, device=output_device())
+            return (background.to(output_device()), mask)
+        check_upscaler(upscale_model)
+        if upscale_model is None and face_upsample == "always":
+            log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")
+        with running_on_device(_module(face_parser), _module(upscale_model)) as device:
+            results = paste_back(image_to_numpy(background), faces, image_to_numpy(restored_faces), parser=face_parser,
+                                 face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
+                                 feather=feather, device=device, check_interrupt=check_interrupt)
+        return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]))
+
+
+class CodeFormerFaceRestore:
+    DESCRIPTION = ("Detects, restores and pastes back every face in one step, like the official CodeFormer "
+                   "inference_codeformer.py; the output is the input enlarged by upscale.")
+    CATEGORY = "codeformer/restore"
+    FUNCTION = "restore"
+    RETURN_TYPES = ("IMAGE", "MASK", "INT")
+    RETURN_NAMES = ("image", "mask", "faces")
+    OUTPUT_TOOLTIPS = ("The restored images, round(width x upscale) x round(height x upscale).",
+                       "How much of each pixel comes from a restored face (0..1).",
+                       "Number of faces restored (0 when none: the image is only upscaled).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Images to restore (a batch is fine)."}),
+                "model": ("CODEFORMER_MODEL", {"tooltip": "From CodeFormer Model Loader."}),
+                "detector": ("FACE_DETECTOR", {"tooltip": "From CodeFormer Face Detector Loader."}),
+                "fidelity": FIDELITY_INPUT,
+                "upscale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 4.0, "step": 0.05,
+                                      "tooltip": "Output size factor (official --upscale)."}),
+                "background_enhance": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Upscale the background with upscale_model (official --bg_upsampler); "
+                               "off, or without upscale_model, it is resized bilinear."}),
+                "face_upsample": FACE_UPSAMPLE_INPUT,
+                **DETECTION_INPUTS,
+            },
+            "optional": {
+                "upscale_model": ("UPSCALE_MODEL", {"tooltip": UPSCALE_MODEL_TOOLTIP
+                                                    + " Used by background_enhance and face_upsample."}),
+                "face_parser": ("FACE_PARSER", {"tooltip": "From CodeFormer Face Parser Loader: blend only the face "
+                                                           "itself (official). Without it: a feathered square."}),
+            },
+        }
+
+    def restore(self, image, model, detector, fidelity, upscale, background_enhance, face_upsample, confidence,
+                min_eye_distance, selection, max_faces, upscale_model=None, face_parser=None):
+        check_upscaler(upscale_model)
+        if upscale_model is None and (background_enhance or face_upsample != "off"):
+            log.warning("CodeFormer Face Restore: no upscale_model connected, so background_enhance/face_upsample "
+                        "fall back to plain resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
+        modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
+        with running_on_device(*modules) as device:
+            results, faces, _, _ = restore_images(
+                image_to_numpy(image), codeformer=model, detector=detector, parser=face_parser,
+                upscaler=upscale_model, fidelity=fidelity, upscale=upscale, background_enhance=background_enhance,
+                face_upsample=face_upsample, options=detect_options(confidence, min_eye_distance, selection, max_faces),
+                device=device, check_interrupt=check_interrupt)
+        return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]), len(faces))
+
+
+NODES = {
+    "CodeFormerRestore": (CodeFormerRestore, "CodeFormer Restore Faces"),
+    "CodeFormerBackgroundUpsample": (CodeFormerBackgroundUpsample, "CodeFormer Background Upsample"),
+    "CodeFormerPasteBack": (CodeFormerPasteBack, "CodeFormer Paste Faces Back"),
+    "CodeFormerFaceRestore": (CodeFormerFaceRestore, "CodeFormer Face Restore"),
+}

@@ -1,0 +1,70 @@
+"""IMAGE / MASK <-> numpy conversion at the node boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def convert(pack):
+    return pack.nodes.convert
+
+
+def test_round_trip_is_exact(convert, as_image):
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (7, 5, 3), dtype=np.uint8) for _ in range(2)]
+    image = as_image(*arrays)
+    back = convert.image_to_numpy(image)
+    assert len(back) == 2 and all(b.dtype == np.uint8 and b.shape == (7, 5, 3) for b in back)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, back))
+    again = convert.numpy_to_image(back)
+    assert again.dtype == torch.float32 and again.device.type == "cpu"
+    assert torch.equal(again, image)
+
+
+def test_rgba_and_gray_inputs(convert):
+    rgba = torch.rand(1, 4, 6, 4)
+    gray = torch.rand(2, 4, 6, 1)
+    rgba_before, gray_before = rgba.clone(), gray.clone()
+    out = convert.image_to_numpy(rgba)[0]
+    assert np.array_equal(out, convert.image_to_numpy(rgba[..., :3])[0])
+    g = convert.image_to_numpy(gray)
+    assert g[1].shape == (4, 6, 3) and np.array_equal(g[1][..., 0], g[1][..., 2])
+    assert torch.equal(rgba, rgba_before) and torch.equal(gray, gray_before)
+
+
+def test_out_of_range_and_other_dtypes(convert):
+    x = torch.tensor([[[[-0.5, 0.5, 2.0]]]], dtype=torch.bfloat16)
+    assert convert.image_to_numpy(x)[0].tolist() == [[[0, 128, 255]]]
+    with pytest.raises(ValueError, match="IMAGE"):
+        convert.image_to_numpy(torch.zeros(4, 4, 3))
+
+
+def test_float_results_and_masks(convert):
+    result = np.full((2, 3, 3), 300.0, np.float32)
+    result[0, 0] = 127.5
+    image = convert.numpy_to_image([result])
+    assert image.shape == (1, 2, 3, 3) and float(image.max()) == 1.0
+    assert image[0, 0, 0, 0].item() == pytest.approx(0.5)
+    mask = convert.numpy_to_mask([np.full((2, 3), 0.25), np.ones((2, 3))])
+    assert mask.shape == (2, 2, 3) and mask.dtype == torch.float32
+
+
+def test_box_masks_are_in_source_pixels(convert, lib):
+    face = lib.types.Face(source_index=1, box=(10.0, 20.0, 31.0, 40.0), score=0.9, landmarks=np.zeros((5, 2)),
+                          affine=np.zeros((2, 3)), inverse=np.zeros((2, 3)), source_size=(50, 60),
+                          working_scale=2.0, is_gray=False)
+    faces = lib.types.Faces((face,), ((50, 60), (50, 60)), (False, False))
+    mask = convert.box_masks(faces)
+    assert mask.shape == (2, 50, 60)
+    assert float(mask[0].sum()) == 0.0
+    expected = torch.zeros(50, 60)
+    expected[10:20, 5:16] = 1.0  # working box / 2, outward to whole pixels
+    assert torch.equal(mask[1], expected)
+
+
+def test_placeholder(convert):
+    p = convert.placeholder_faces()
+    assert p.shape == (1, 512, 512, 3) and float(p.abs().sum()) == 0.0
