@@ -48,6 +48,26 @@ def main() -> None:
     if device.type == "cuda":
         bf16 = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=True)
         report["bf16_vs_fp32"] = diff(bf16, single)
+        # Random weights leave many near-tied codebook picks; compare bf16 with fp32 for the same codes too.
+        codes = {}
+        quantize = model.module.quantize
+        original = quantize.get_codebook_feat
+
+        def record(indices, shape):
+            codes["fp32"] = indices.clone()
+            return original(indices, shape)
+
+        def replay(indices, shape):
+            codes["bf16"] = indices.clone()
+            return original(codes["fp32"], shape)
+
+        quantize.get_codebook_feat = record
+        ref = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=False)
+        quantize.get_codebook_feat = replay
+        same_codes = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=True)
+        quantize.get_codebook_feat = original
+        report["bf16_code_flips"] = float((codes["fp32"] != codes["bf16"]).float().mean())
+        report["bf16_vs_fp32_same_codes"] = diff(same_codes, ref)
         cpu = restore_faces(model, faces[:1], 0.5, device="cpu")
         report["cuda_fp32_vs_cpu_fp32_first_face"] = diff(single[:1], cpu)
     print(json.dumps(report, indent=2))
