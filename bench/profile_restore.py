@@ -46,6 +46,21 @@ def main() -> None:
             fps = args.batch * args.iters / (time.perf_counter() - start)
             results[(fmt_name, dtype_name)] = fps
             print(f"network only  {fmt_name:<14}{dtype_name:<6} batch {args.batch}: {fps:8.1f} faces/s", flush=True)
+    import numpy as np
+
+    from codeformer import restore
+
+    faces = np.random.default_rng(0).integers(0, 256, (args.batch * args.iters, 512, 512, 3), dtype=np.uint8)
+    for channels_last in (False, True):
+        restore.CHANNELS_LAST_ON_CUDA = channels_last
+        for bf16 in (False, True):
+            restore.restore_faces(model, faces[: args.batch], 0.5, device="cuda", batch_size=args.batch, bf16=bf16)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            restore.restore_faces(model, faces, 0.5, device="cuda", batch_size=args.batch, bf16=bf16)
+            torch.cuda.synchronize()
+            fps = len(faces) / (time.perf_counter() - start)
+            print(f"restore_faces channels_last={channels_last!s:<6}bf16={bf16!s:<6}: {fps:8.1f} faces/s", flush=True)
     best = max(results, key=results.get)
     net = net.to(memory_format=torch.channels_last if best[0] == "channels_last" else torch.contiguous_format)
     xf = x.contiguous(memory_format=torch.channels_last if best[0] == "channels_last" else torch.contiguous_format)

@@ -15,6 +15,9 @@ from .types import FACE_SIZE, CodeFormerModel
 
 log = logging.getLogger(__name__)
 
+# Measured on an H200 (bench/profile_restore.py): CodeFormer is bound by its GroupNorm/swish passes, and NHWC
+# added format conversions (84 vs 105 faces/s for the network alone), so tensors stay NCHW.
+CHANNELS_LAST_ON_CUDA = False
 Progress = Callable[[int, int], None]
 Interrupt = Callable[[], None]
 
@@ -50,7 +53,7 @@ def restore_faces(
     gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
     device = torch.device(device)
     use_bf16 = autocast_dtype(device) is not None if bf16 is None else bf16
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # faster convolutions on GPUs
+    fmt = torch.channels_last if device.type == "cuda" and CHANNELS_LAST_ON_CUDA else torch.contiguous_format
     net = model.module.to(device).eval().to(memory_format=fmt)
     done = 0
     # Faces with the same fidelity share a batch (the network takes one weight per call).
