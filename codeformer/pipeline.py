@@ -128,6 +128,11 @@ def paste_back(
         members = faces.for_image(index)
         src_h, src_w = faces.source_sizes[index]
         scale = bg.shape[1] / src_w  # background px per source px
+        if abs(src_h * scale - bg.shape[0]) > max(1.0, scale):
+            raise ValueError(
+                f"background {index} is {bg.shape[1]}x{bg.shape[0]} but its source image is {src_w}x{src_h}: "
+                "not the same picture at another scale; connect the image the faces were detected in, "
+                "or its upscaled version")
         if not members:
             results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
             continue
@@ -190,20 +195,27 @@ def restore_images(
     background_enhance: bool = False,
     face_upsample: str = "off",
     options: DetectOptions = DetectOptions(),
+    visibility: float = 1.0,
+    feather: float = 1.0,
     tile: int = DEFAULT_TILE,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> tuple[list[PasteResult], Faces, np.ndarray, np.ndarray]:
-    """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces."""
+    """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces.
+
+    ``on_progress(done, total)`` counts restored faces.
+    """
     faces, crops = find_faces(detector, images, options, device=device, check_interrupt=check_interrupt)
     restored = restore_found_faces(codeformer, faces, crops, fidelity, device=device, batch_size=batch_size,
-                                   check_interrupt=check_interrupt)
+                                   on_progress=on_progress, check_interrupt=check_interrupt)
     bg_model = upscaler if background_enhance else None
     backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device,
                                       check_interrupt=check_interrupt)
     results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
-                         face_upsample=face_upsample, tile=tile, device=device, check_interrupt=check_interrupt)
+                         face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
+                         device=device, check_interrupt=check_interrupt)
     return results, faces, crops, restored
 
 

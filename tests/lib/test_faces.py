@@ -124,3 +124,11 @@ def test_paste_region_equals_whole_image_warp(models):
     # a handful of pixels one level differently; nothing more
     diff = np.abs(out - expected)
     assert diff.max() <= 1.0 and (diff > 0.5).mean() < 1e-4
+
+
+def test_background_of_another_picture_is_refused(models):
+    image = read_rgb("whole_02.png")
+    faces, crops = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    wrong = np.zeros((image.shape[0], image.shape[1] * 2, 3), np.uint8)  # same width ratio? no: twice as wide
+    with pytest.raises(ValueError, match="not the same picture"):
+        paste_back([wrong], faces, crops)
