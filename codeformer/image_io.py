@@ -45,6 +45,12 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_image(path: Path, image: np.ndarray) -> None:
     """Write RGB uint8 atomically (temporary file, then rename); the format follows the suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +61,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.tobytes())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
