@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 
+from ..codeformer.advisor import SOURCES, auto_fidelity as advised_fidelity
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
     paste_back,
@@ -14,6 +16,7 @@ from ..codeformer.pipeline import (
     upscale_backgrounds,
 )
 from ..codeformer.restore import restore_faces
+from ..codeformer.types import Face
 from ..codeformer.upsample import DEFAULT_TILE
 from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
 from .device import check_interrupt, output_device, progress_callback, running_on_device
@@ -24,11 +27,23 @@ log = logging.getLogger(__name__)
 FIDELITY_INPUT = ("FLOAT", {
     "default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
     "tooltip": "CodeFormer w: 0 = best quality (more invented detail), 1 = closest to the input face. "
-               "Official suggestion 0.5 (0.7 for old photos)."})
+               "Official suggestion 0.5 (0.7 for old photos). Not used when auto_fidelity is on."})
 FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
     "default": "auto",
     "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
                "512 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
+AUTO_FIDELITY_INPUT = ("BOOLEAN", {
+    "default": False,
+    "tooltip": "Choose the fidelity of each face from its share of the image instead of the fidelity value "
+               "(best-settings rule): 1.0 for close-ups, else 0.7 for photos or 0.5 for AI images (see source)."})
+SOURCE_INPUT = (list(SOURCES), {
+    "default": "ai_generated",
+    "tooltip": "Where the image comes from, for auto_fidelity: ai_generated (0.5 unless a close-up) or photo "
+               "(0.7 unless a close-up). Ignored when auto_fidelity is off."})
+VISIBILITY_INPUT = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                              "tooltip": "Opacity of the restored faces (1 = official)."})
+FEATHER_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
+                           "tooltip": "Width of the soft mask edge relative to the official one (1 = official)."})
 UPSCALE_MODEL_TOOLTIP = "Image upscaler from core Load Upscale Model (e.g. RealESRGAN_x2plus.pth)."
 
 
@@ -42,6 +57,21 @@ def check_upscaler(model: object | None) -> None:
         raise ValueError(f"upscale_model is a {arch} {purpose or ''} model, not a background upscaler; load an image "
                          "upscaler such as RealESRGAN_x2plus.pth with Load Upscale Model (face models go in "
                          "CodeFormer Model Loader).")
+
+
+def fidelity_rule(fidelity: float, auto_fidelity: bool, source: str) -> float | Callable[[Face], float]:
+    """The fidelity for the library: the value, or with ``auto_fidelity`` the advisor's rule applied to each face."""
+    if not auto_fidelity:
+        return fidelity
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+
+    def per_face(face: Face) -> float:
+        value = advised_fidelity(face, source)
+        log.debug("auto fidelity: face in image %d -> %.2f", face.source_index, value)
+        return value
+
+    return per_face
 
 
 def _module(model: object | None) -> torch.nn.Module | None:
@@ -71,6 +101,10 @@ class CodeFormerRestore:
                 "faces": ("IMAGE", {"tooltip": "Aligned face crops (crops output of CodeFormer Face Detect) or "
                                                "aligned face photos."}),
                 "fidelity": FIDELITY_INPUT,
+                "auto_fidelity": (AUTO_FIDELITY_INPUT[0], {
+                    **AUTO_FIDELITY_INPUT[1],
+                    "tooltip": AUTO_FIDELITY_INPUT[1]["tooltip"] + " Needs detected_faces."}),
+                "source": SOURCE_INPUT,
             },
             "optional": {
                 "detected_faces": ("FACES", {
@@ -79,7 +113,10 @@ class CodeFormerRestore:
             },
         }
 
-    def restore(self, model, faces, fidelity, detected_faces=None):
+    def restore(self, model, faces, fidelity, detected_faces=None, auto_fidelity=False, source="ai_generated"):
+        if auto_fidelity and detected_faces is None:
+            raise ValueError("auto_fidelity needs detected_faces to measure each face's share of its image: connect "
+                             "the faces output of CodeFormer Face Detect to detected_faces, or turn auto_fidelity off")
         if detected_faces is not None and len(detected_faces) == 0:
             return (placeholder_faces(),)
         crops = image_to_numpy(faces)
@@ -92,7 +129,8 @@ class CodeFormerRestore:
                 restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
                                          check_interrupt=check_interrupt)
             else:  # gray flag of each face's source image, as the official pipeline
-                restored = restore_found_faces(model, detected_faces, crops, fidelity, device=device,
+                restored = restore_found_faces(model, detected_faces, crops,
+                                               fidelity_rule(fidelity, auto_fidelity, source), device=device,
                                                on_progress=on_progress, check_interrupt=check_interrupt)
         return (numpy_to_image(restored),)
 
@@ -148,11 +186,8 @@ class CodeFormerPasteBack:
                                                     "(CodeFormer Background Upsample); same batch, any scale."}),
                 "faces": ("FACES", {"tooltip": "faces output of CodeFormer Face Detect."}),
                 "restored_faces": ("IMAGE", {"tooltip": "Output of CodeFormer Restore Faces, one per detected face."}),
-                "visibility": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Opacity of the restored faces (1 = official)."}),
-                "feather": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
-                                      "tooltip": "Width of the soft mask edge relative to the official one "
-                                                 "(1 = official)."}),
+                "visibility": VISIBILITY_INPUT,
+                "feather": FEATHER_INPUT,
                 "face_upsample": FACE_UPSAMPLE_INPUT,
             },
             "optional": {
@@ -196,6 +231,8 @@ class CodeFormerFaceRestore:
                 "model": ("CODEFORMER_MODEL", {"tooltip": "From CodeFormer Model Loader."}),
                 "detector": ("FACE_DETECTOR", {"tooltip": "From CodeFormer Face Detector Loader."}),
                 "fidelity": FIDELITY_INPUT,
+                "auto_fidelity": AUTO_FIDELITY_INPUT,
+                "source": SOURCE_INPUT,
                 "upscale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 4.0, "step": 0.05,
                                       "tooltip": "Output size factor (official --upscale)."}),
                 "background_enhance": ("BOOLEAN", {
@@ -203,6 +240,8 @@ class CodeFormerFaceRestore:
                     "tooltip": "Upscale the background with upscale_model (official --bg_upsampler); "
                                "off, or without upscale_model, it is resized bilinear."}),
                 "face_upsample": FACE_UPSAMPLE_INPUT,
+                "visibility": VISIBILITY_INPUT,
+                "feather": FEATHER_INPUT,
                 **DETECTION_INPUTS,
             },
             "optional": {
@@ -213,8 +252,10 @@ class CodeFormerFaceRestore:
             },
         }
 
+    # The newer inputs come last, with defaults, so positional callers (scripts, older tests) keep working.
     def restore(self, image, model, detector, fidelity, upscale, background_enhance, face_upsample, confidence,
-                min_eye_distance, selection, max_faces, upscale_model=None, face_parser=None):
+                min_eye_distance, selection, max_faces, upscale_model=None, face_parser=None, auto_fidelity=False,
+                source="ai_generated", visibility=1.0, feather=1.0):
         check_upscaler(upscale_model)
         if upscale_model is None and (background_enhance or face_upsample != "off"):
             log.warning("CodeFormer Face Restore: no upscale_model connected, so background_enhance/face_upsample "
@@ -223,9 +264,10 @@ class CodeFormerFaceRestore:
         with running_on_device(*modules) as device:
             results, faces, _, _ = restore_images(
                 image_to_numpy(image), codeformer=model, detector=detector, parser=face_parser,
-                upscaler=upscale_model, fidelity=fidelity, upscale=upscale, background_enhance=background_enhance,
-                face_upsample=face_upsample, options=detect_options(confidence, min_eye_distance, selection, max_faces),
-                device=device, check_interrupt=check_interrupt)
+                upscaler=upscale_model, fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
+                background_enhance=background_enhance, face_upsample=face_upsample,
+                options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
+                feather=feather, device=device, on_progress=progress_callback(), check_interrupt=check_interrupt)
         return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]), len(faces))
 
 

@@ -16,6 +16,7 @@ CATEGORIES = {"codeformer/loaders", "codeformer/faces", "codeformer/restore"}
 EXPECTED = {
     "CodeFormerModelLoader", "CodeFormerFaceDetectorLoader", "CodeFormerFaceParserLoader", "CodeFormerFaceDetect",
     "CodeFormerRestore", "CodeFormerBackgroundUpsample", "CodeFormerPasteBack", "CodeFormerFaceRestore",
+    "CodeFormerBestSettings",
 }
 
 
@@ -41,7 +42,8 @@ def test_metadata(nodes, node_id):
     assert 1 <= len(sentences) <= 2, cls.DESCRIPTION
     assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
     assert all(isinstance(t, str) and t for t in cls.OUTPUT_TOOLTIPS)
-    assert set(cls.RETURN_TYPES) <= CORE_TYPES | PACK_TYPES
+    for kind in cls.RETURN_TYPES:  # a list is a combo output (it links to a combo input with the same list)
+        assert kind in CORE_TYPES | PACK_TYPES if isinstance(kind, str) else all(isinstance(v, str) for v in kind)
     function = getattr(cls, cls.FUNCTION)
     params = inspect.signature(function).parameters
     for name, entry in _inputs(cls).items():
@@ -68,10 +70,24 @@ def test_requested_defaults(nodes):
     assert restore["fidelity"][1]["default"] == 0.5 and restore["upscale"][1]["default"] == 2.0
     assert restore["background_enhance"][1]["default"] is True
     assert restore["face_upsample"][0] == ["off", "auto", "always"] and restore["face_upsample"][1]["default"] == "auto"
+    assert restore["auto_fidelity"][1]["default"] is False and restore["source"][1]["default"] == "ai_generated"
+    assert restore["visibility"][1]["default"] == 1.0 and restore["feather"][1]["default"] == 1.0
+    modular = _inputs(nodes["CodeFormerRestore"])
+    assert modular["auto_fidelity"][1]["default"] is False and modular["source"][0] == ["ai_generated", "photo"]
     paste = _inputs(nodes["CodeFormerPasteBack"])
     assert paste["feather"][1]["min"] == 0.1 and paste["visibility"][1]["default"] == 1.0
     detector = _inputs(nodes["CodeFormerFaceDetectorLoader"])["model_name"]
     assert detector[1]["default"] == "retinaface_resnet50"
+
+
+def test_best_settings_outputs_fit_the_one_node(nodes):
+    advisor, restore = nodes["CodeFormerBestSettings"], _inputs(nodes["CodeFormerFaceRestore"])
+    assert advisor.RETURN_NAMES == ("fidelity", "background_enhance", "face_upsample", "upscale", "reason")
+    for name, kind in zip(advisor.RETURN_NAMES[:4], advisor.RETURN_TYPES):
+        assert restore[name][0] == kind, name  # ComfyUI links equal types; a combo output must list the same options
+    assert advisor.RETURN_TYPES[4] == "STRING"
+    spec = advisor.INPUT_TYPES()
+    assert set(spec["required"]) == {"image", "source"} and set(spec["optional"]) == {"detector", "faces"}
 
 
 def test_folder_registration_keeps_user_paths(pack, comfy_models, user_facerestore_dir):

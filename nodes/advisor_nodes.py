@@ -1,0 +1,90 @@
+"""Best-settings advisor node: recommended fidelity, background enhance, face upsample and upscale for an image."""
+
+from __future__ import annotations
+
+from ..codeformer.advisor import SOURCES, Advice, advise_faces, advise_image
+from .convert import image_to_numpy
+from .device import running_on_device
+from .restore_nodes import FACE_UPSAMPLE_INPUT
+
+# The output type is the very list of the restore nodes' face_upsample combo: ComfyUI accepts a link from a list
+# output to a combo input when the two lists are equal (the frontend shows both as COMBO).
+FACE_UPSAMPLE_OPTIONS = FACE_UPSAMPLE_INPUT[0]
+SOURCE_INPUT = (list(SOURCES), {
+    "default": "ai_generated",
+    "tooltip": "Where the image comes from: ai_generated (fidelity 0.5 unless a close-up) or photo (fidelity 0.7 "
+               "and face upsample on, or real skin looks over-smoothed). Close-ups get fidelity 1.0 either way."})
+
+
+def face_upsample_mode(advice: Advice, source: str) -> str:
+    """The face_upsample combo value for ``advice``: always (photo), auto (AI image, large faces) or off."""
+    if not advice.face_upsample:
+        return "off"
+    # For an AI image the rule is "upsample when the face is pasted larger than 512 px": auto applies it per face.
+    return "always" if source == "photo" else "auto"
+
+
+def check_faces_match(faces, image) -> None:
+    """Raise when ``faces`` were not found in ``image`` (another batch size or picture size)."""
+    sizes = tuple((int(image.shape[1]), int(image.shape[2])) for _ in range(image.shape[0]))
+    if tuple(faces.source_sizes) != sizes:
+        found = ", ".join(f"{w}x{h}" for h, w in faces.source_sizes) or "no image"
+        raise ValueError(f"faces were found in {len(faces.source_sizes)} image(s) ({found}) but image is "
+                         f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]}; connect the same image "
+                         "to CodeFormer Face Detect and to CodeFormer Best Settings")
+
+
+class CodeFormerBestSettings:
+    DESCRIPTION = ("Recommends fidelity, background enhance, face upsample and upscale for an image from the kind of "
+                   "shot (close-up, medium, wide) and its source, following docs/best_settings.md. "
+                   "Connect its outputs to the same inputs of CodeFormer Face Restore.")
+    CATEGORY = "codeformer/restore"
+    FUNCTION = "advise"
+    RETURN_TYPES = ("FLOAT", "BOOLEAN", FACE_UPSAMPLE_OPTIONS, "FLOAT", "STRING")
+    RETURN_NAMES = ("fidelity", "background_enhance", "face_upsample", "upscale", "reason")
+    OUTPUT_TOOLTIPS = (
+        "CodeFormer fidelity: 1.0 for close-ups, else 0.7 for photos and 0.5 for AI images.",
+        "On unless the image is a close-up (little, usually blurred, background).",
+        "always for photos; for AI images auto when the largest face is pasted larger than 512 px, else off.",
+        "Output scale: 2, or 1 when the image's long side is already 2048 px or more.",
+        "One line saying which shot was recognised and why each setting was chosen (connect to Preview Any).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The image to restore. For a batch the advice is for the first image "
+                                               "(the restore node applies one set of settings to the whole batch)."}),
+                "source": SOURCE_INPUT,
+            },
+            "optional": {
+                "detector": ("FACE_DETECTOR", {
+                    "tooltip": "From CodeFormer Face Detector Loader: finds the faces of the first image with the "
+                               "official settings. Connect this or faces."}),
+                "faces": ("FACES", {
+                    "tooltip": "faces output of CodeFormer Face Detect run on the same image (your detection "
+                               "settings); used instead of detector when both are connected."}),
+            },
+        }
+
+    def advise(self, image, source, detector=None, faces=None):
+        if faces is not None:
+            check_faces_match(faces, image)
+            advice = advise_faces(faces, 0, source)
+        elif detector is not None:
+            with running_on_device(detector.module) as device:
+                advice = advise_image(image_to_numpy(image[:1])[0], detector, source, device=device)
+        else:
+            raise ValueError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
+                             "CodeFormer Face Detector Loader) or the faces input (faces output of CodeFormer Face "
+                             "Detect)")
+        reason = advice.reason if image.shape[0] == 1 else \
+            f"advice for image 1 of {image.shape[0]}: {advice.reason}"
+        return (advice.fidelity, advice.background_enhance, face_upsample_mode(advice, source),
+                float(advice.upscale), reason)
+
+
+NODES = {
+    "CodeFormerBestSettings": (CodeFormerBestSettings, "CodeFormer Best Settings"),
+}
