@@ -1,6 +1,15 @@
 """Command line: ``python -m codeformer restore|advise ...``.
 
-Exit codes: 0 success; 1 a processing or model error (message on stderr); 2 bad arguments or unusable input.
+Exit codes (the message is one ``error:`` line on stderr):
+
+- 0: success (images without faces are written resized, not skipped).
+- 1: a model or processing error: model file missing/corrupt/wrong/refused, download failed, out of memory.
+- 2: bad arguments or unusable input: unknown option or value out of range, input missing or not an image,
+  folder without images, two inputs with the same output name, an output that would overwrite an input.
+- 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image is left behind.
+
+Inputs are never overwritten: the output image paths are checked before the first image is processed, and
+every write is checked again.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import numpy as np
 
 from . import model_store
 from .image_io import ImageReadError, collect_inputs, read_image, write_image
-from .runtime import resolve_device
+from .runtime import OutOfMemory, resolve_device
 
 log = logging.getLogger("codeformer")
 
@@ -96,9 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.code
-    except (model_store.ModelFileError, ValueError, OSError) as error:
+    except (model_store.ModelFileError, OutOfMemory, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; images written so far are complete, the others were not written",
+              file=sys.stderr)
+        return 130
 
 
 def run_restore(args: argparse.Namespace) -> int:
@@ -110,6 +123,7 @@ def run_restore(args: argparse.Namespace) -> int:
     if not 1.0 <= args.upscale <= 8.0:
         raise CliError(f"--upscale {args.upscale} is outside 1..8")
     inputs = _inputs(args.inputs, args.output)
+    _check_outputs(inputs, args.output)
     device = resolve_device(args.device)
     models = Models(args.models_dir, args.offline)
     codeformer = model_store.load_codeformer(models.path("codeformer.pth", "facerestore_models"))
@@ -168,6 +182,16 @@ def _inputs(items: Sequence[str], output: Path | None) -> list[Path]:
                            "restore them into different output folders")
         stems[path.stem] = path
     return inputs
+
+
+def _check_outputs(inputs: Sequence[Path], output: Path) -> None:
+    """Refuse before any work when ``OUTDIR/<stem>.png`` would replace one of the inputs."""
+    originals = {i.resolve() for i in inputs}
+    for path in inputs:
+        target = output / f"{path.stem}.png"
+        if target.resolve() in originals:
+            raise CliError(f"refusing to overwrite input file {path} with the output {target}; "
+                           "choose another output folder (-o)")
 
 
 def _read(path: Path) -> np.ndarray:

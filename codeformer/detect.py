@@ -2,7 +2,9 @@
 
 Official behaviour (facelib ``get_face_landmarks_5(resize=640)``): the working image is resized so that its
 short side is 640 (INTER_AREA when shrinking, bilinear when enlarging), RetinaFace runs at confidence 0.8 and
-NMS 0.4, and boxes/landmarks are scaled back.
+NMS 0.4, and boxes/landmarks are scaled back. Deviation: the long side of the detection input is capped at
+``DETECT_MAX_SIDE`` (5120 = 640 x 8), so images up to 8:1 are detected as officially while a long strip no
+longer makes a giant network input.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .types import FaceDetector
 log = logging.getLogger(__name__)
 
 DETECT_SHORT_SIDE = 640
+DETECT_MAX_SIDE = 5120
 CONFIDENCE = 0.8
 NMS_THRESHOLD = 0.4
 # The official filter measures about half the eye distance against 5 px (an index bug); measuring the real
@@ -57,8 +60,8 @@ def detect_faces(
 ) -> list[Detection]:
     """Detect faces in a working image ``(H, W, 3)`` RGB uint8; results sorted by score, highest first."""
     h, w = image.shape[:2]
-    scale = DETECT_SHORT_SIDE / min(h, w)
-    size = (int(w * scale), int(h * scale))
+    scale = min(DETECT_SHORT_SIDE / min(h, w), DETECT_MAX_SIDE / max(h, w))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(image, size, interpolation=interp)
     rows = _retinaface(detector, small[:, :, ::-1], confidence, nms_threshold, device)

@@ -366,11 +366,28 @@ def _pickle_stream(path: Path) -> bytes | None:
 
 
 def _pickle_imports(data: bytes) -> list[str] | None:
-    """Globals a pickle would import, read with pickletools (nothing is executed); None if it is not a pickle."""
+    """Globals a pickle would import, read with pickletools (nothing is executed); None if it is not a pickle.
+
+    The legacy (pre-zip) torch format is several pickles in a row: the following ones are read too.
+    """
+    imports: list[str] = []
+    start, count = 0, 0
+    while count < 8:  # legacy files: magic number, protocol, sys info, the object, storage keys, then raw bytes
+        found = _one_pickle_imports(data, start)
+        if found is None:
+            return imports if count else None
+        more, start = found
+        imports.extend(more)
+        count += 1
+    return imports
+
+
+def _one_pickle_imports(data: bytes, start: int) -> tuple[list[str], int] | None:
+    """Globals imported by the pickle at ``data[start:]`` and where it ends; None if there is no complete pickle."""
     imports: list[str] = []
     strings: list[str] = []
     try:
-        for op, arg, _pos in pickletools.genops(data):
+        for op, arg, pos in pickletools.genops(data[start:]):
             if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
                 imports.append(arg.replace(" ", "."))
             elif op.name == "STACK_GLOBAL":
@@ -378,7 +395,7 @@ def _pickle_imports(data: bytes) -> list[str] | None:
             elif isinstance(arg, str):
                 strings.append(arg)
             if op.name == "STOP":
-                return imports
+                return imports, start + pos + 1
     except (ValueError, EOFError, pickle.UnpicklingError, UnicodeDecodeError):
         return None
     return None
@@ -392,6 +409,8 @@ def _unsafe_pickle_error(path: Path, exc: Exception) -> ModelFileError:
     data = _pickle_stream(path)
     imports = _pickle_imports(data) if data is not None else None
     if imports is None:
+        if _head(path).startswith("b'version https://git-lfs"):
+            return _not_a_checkpoint(path, "it is a Git LFS pointer (a small text file), not the model itself")
         return _not_a_checkpoint(path, f"it is not a PyTorch checkpoint (it starts with {_head(path)})")
     unsafe = sorted({i for i in imports if not i.startswith(_SAFE_PREFIXES)})
     what = f" (it would import {', '.join(unsafe[:5])})" if unsafe else ""
@@ -492,8 +511,11 @@ def _spandrel_load(path: Path, sd: dict[str, torch.Tensor]) -> spandrel.ModelDes
     except spandrel.UnsupportedModelError:
         return None
     except (KeyError, RuntimeError, ValueError, IndexError, AttributeError) as exc:
+        # torch lists every mismatched tensor (hundreds of lines): keep the first two, the message stays readable
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+        detail = " ".join(lines[:2]) + (f" (+{len(lines) - 2} more)" if len(lines) > 2 else "")
         raise ModelFileError(
-            f"`{path.name}` ({path}) looks like a known architecture but its weights do not fit it ({exc}); "
+            f"`{path.name}` ({path}) looks like a known architecture but its weights do not fit it ({detail}); "
             f"the file may be damaged or modified: re-download it{_redownload_hint(path)}."
         ) from exc
 

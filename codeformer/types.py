@@ -13,6 +13,11 @@ import numpy as np
 import torch
 
 FACE_SIZE = 512
+# The official pipeline enlarges a source so that its short side is 512 (WORKING_SHORT_SIDE). For a very long
+# strip this would be absurd (16x4096 -> 512x131072), so the enlargement also stops where the long side reaches
+# MAX_WORKING_SIDE: images up to 8:1 (and every image whose short side is >= 512) are processed as officially.
+WORKING_SHORT_SIDE = 512
+MAX_WORKING_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ class Face:
     """One detected face and how it maps between its source image and the 512x512 aligned crop.
 
     Coordinates are in the *working* image: the source enlarged so that its short side is at least
-    512 px (``working_scale`` >= 1), as the official pipeline does before detection.
+    512 px (``working_scale`` >= 1), as the official pipeline does before detection, unless that would make its
+    long side exceed 4096 px (see :func:`working_scale`).
     """
 
     source_index: int
@@ -88,7 +94,7 @@ class Faces:
 
 
 def working_size(source_size: tuple[int, int]) -> tuple[int, int]:
-    """(height, width) of the image the official pipeline works on: short side enlarged to 512."""
+    """(height, width) of the image the pipeline works on: source x :func:`working_scale`."""
     h, w = source_size
     f = working_scale(source_size)
     if f == 1.0:
@@ -98,6 +104,16 @@ def working_size(source_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def working_scale(source_size: tuple[int, int]) -> float:
-    """Factor by which the official pipeline enlarges a source image (1.0 when its short side is >= 512)."""
-    short = min(source_size)
-    return 512.0 / short if short < 512 else 1.0
+    """Factor by which a source image is enlarged before detection (>= 1.0).
+
+    Official: short side < 512 -> enlarged to 512, else 1.0. Deviation for long strips: the factor is capped so
+    that the long side stays <= ``MAX_WORKING_SIDE`` (4096; never below 1.0), e.g. 16x4096 stays 16x4096 instead
+    of becoming 512x131072. Images up to 8:1 and images with a short side >= 512 are unaffected.
+    """
+    short, long = min(source_size), max(source_size)
+    if short >= WORKING_SHORT_SIDE:
+        return 1.0
+    f = WORKING_SHORT_SIDE / short
+    if long * f > MAX_WORKING_SIDE:
+        f = max(1.0, MAX_WORKING_SIDE / long)
+    return f

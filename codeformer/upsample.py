@@ -58,11 +58,10 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
 
 def _run_model(model, image, tile, device, use_bf16, on_progress, check_interrupt) -> np.ndarray:
     net = model.model.to(device).eval()  # type: ignore[attr-defined]
-    x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
     while True:
         try:
-            y = _tiled(net, x, int(model.scale), tile, device, use_bf16, on_progress, check_interrupt)  # type: ignore[attr-defined]
-            break
+            scale = int(model.scale)  # type: ignore[attr-defined]
+            return _tiled(net, image, scale, tile, device, use_bf16, on_progress, check_interrupt)
         except Exception as error:  # noqa: BLE001 - only OOM is retried
             if not is_oom(error):
                 raise
@@ -76,17 +75,20 @@ def _run_model(model, image, tile, device, use_bf16, on_progress, check_interrup
                 ) from error
             tile = max(MIN_TILE, current // 2)
             log.warning("out of memory while upscaling; retrying with %dpx tiles", tile)
-    return (y.clamp(0, 1) * 255.0).round().to(torch.uint8).squeeze(0).permute(1, 2, 0).numpy()
 
 
 @torch.inference_mode()
-def _tiled(net, x, scale, tile, device, use_bf16, on_progress, check_interrupt) -> torch.Tensor:
-    """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept."""
-    _, c, h, w = x.shape
+def _tiled(net, image, scale, tile, device, use_bf16, on_progress, check_interrupt) -> np.ndarray:
+    """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept.
+
+    ``image`` (H, W, C) uint8 -> (H*scale, W*scale, C) uint8. Memory stays bounded for large images: tiles are
+    converted to float one at a time and written into a uint8 result (not a float32 copy of the whole output).
+    """
+    h, w, c = image.shape
     if tile <= 0 or (h <= tile and w <= tile):
         tile = max(h, w)
     tiles_y, tiles_x = math.ceil(h / tile), math.ceil(w / tile)
-    out = torch.zeros((1, c, h * scale, w * scale), dtype=torch.float32)
+    out = np.empty((h * scale, w * scale, c), np.uint8)
     total = tiles_x * tiles_y
     for ty in range(tiles_y):
         for tx in range(tiles_x):
@@ -96,14 +98,14 @@ def _tiled(net, x, scale, tile, device, use_bf16, on_progress, check_interrupt) 
             x1, y1 = min(x0 + tile, w), min(y0 + tile, h)
             px0, py0 = max(x0 - TILE_PAD, 0), max(y0 - TILE_PAD, 0)
             px1, py1 = min(x1 + TILE_PAD, w), min(y1 + TILE_PAD, h)
-            part = x[:, :, py0:py1, px0:px1].to(device)
+            part = torch.from_numpy(image[py0:py1, px0:px1].astype(np.float32) / 255.0)
+            part = part.permute(2, 0, 1).unsqueeze(0).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 result = net(part)
-            result = result.float().cpu()
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
-            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = result[
-                :, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
-            ]
+            result = result[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]
+            result = (result.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+            out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = result.squeeze(0).permute(1, 2, 0).cpu().numpy()
             if on_progress is not None:
                 on_progress(ty * tiles_x + tx + 1, total)
     return out

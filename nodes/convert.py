@@ -2,6 +2,10 @@
 
 ComfyUI: IMAGE ``[B, H, W, C]`` float32 0..1 (C = 3; 1 and 4 are accepted), MASK ``[B, H, W]`` float32 0..1.
 Library: ``(H, W, 3)`` RGB uint8 0..255, or float32 0..255 for paste-back results.
+
+Bad pixel values: values outside 0..1 (and +-inf) are clamped, as every ComfyUI image node does. NaN is refused
+with a ValueError naming the input: it comes from a broken step upstream (typically a VAE decode in fp16), and
+restoring faces in an image that is partly undefined would hide that error instead of reporting it.
 """
 
 from __future__ import annotations
@@ -16,19 +20,40 @@ from ..codeformer.types import FACE_SIZE, Faces
 from .device import output_device
 
 
-def image_to_numpy(image: torch.Tensor) -> list[np.ndarray]:
-    """IMAGE ``[B, H, W, C]`` 0..1 -> B arrays ``(H, W, 3)`` RGB uint8 (alpha dropped, gray repeated), copies."""
+def image_to_numpy(image: torch.Tensor, name: str = "IMAGE input") -> list[np.ndarray]:
+    """IMAGE ``[B, H, W, C]`` 0..1 -> B arrays ``(H, W, 3)`` RGB uint8 (alpha dropped, gray repeated), copies.
+
+    ``name`` (the node input, e.g. ``image``) is used in error messages. Raises ValueError for a tensor that is
+    not an IMAGE and for NaN values; other values are clamped to 0..1.
+    """
     if not isinstance(image, torch.Tensor) or image.ndim != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
+        raise ValueError(f"{name}: expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
                          "connect an IMAGE output (e.g. Load Image)")
     channels = image.shape[-1]
-    if channels == 0:
-        raise ValueError("the IMAGE has 0 channels; connect an RGB image")
+    if channels == 0 or 0 in image.shape[1:3]:
+        raise ValueError(f"{name}: the IMAGE is empty ({tuple(image.shape)}: height, width and channels must be "
+                         "at least 1); connect an RGB image")
     rgb = image[..., :3] if channels >= 3 else image[..., :1].expand(*image.shape[:-1], 3)
+    _refuse_nan(rgb, name)
     # float_to_uint8 returns new arrays, so the (possibly shared) input tensor is never written to.
     array = float_to_uint8(rgb.detach().to("cpu", torch.float32).numpy())
     return list(array)
+
+
+def _refuse_nan(rgb: torch.Tensor, name: str) -> None:
+    """Raise ValueError naming ``name`` and the first bad batch entry when ``rgb`` has NaN values."""
+    if not rgb.is_floating_point():
+        return
+    per_image = torch.isnan(rgb).flatten(1).sum(dim=1)
+    bad = per_image.nonzero().flatten().tolist()
+    if bad:
+        first = bad[0]
+        raise ValueError(
+            f"{name}: image {first} of the batch has {int(per_image[first])} NaN (not a number) value(s)"
+            + (f", and {len(bad) - 1} more image(s) have NaN too" if len(bad) > 1 else "")
+            + "; the node that made it produced invalid pixels (often a VAE decode in fp16: run ComfyUI with "
+            "--fp32-vae or use another VAE), fix it there; values outside 0..1 would be clamped, NaN is refused")
 
 
 def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:

@@ -56,7 +56,7 @@ class CodeFormerFaceDetect:
     def detect(self, image, detector, confidence, min_eye_distance, selection, max_faces):
         options = detect_options(confidence, min_eye_distance, selection, max_faces)
         with running_on_device(detector.module) as device:
-            faces, crops = find_faces(detector, image_to_numpy(image), options, device=device,
+            faces, crops = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
                                       check_interrupt=check_interrupt)
         crops_out = numpy_to_image(crops) if len(faces) else placeholder_faces()
         return (faces, crops_out, box_masks(faces), len(faces))

@@ -1,0 +1,586 @@
+"""Reliability matrix (library and CLI): every bad input gives a correct result or an error naming input and fix.
+
+CodeFormer itself is replaced by a tiny stand-in network wherever the row is not about it (the real one costs
+~5 s per face on CPU); detection runs the real RetinaFace mobilenet0.25 unless a row says otherwise.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save_file
+
+import weights
+from codeformer import cli, detect, image_io, model_store, pipeline
+from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine, invert_affine
+from codeformer.cli import main
+from codeformer.image import is_gray
+from codeformer.image_io import read_image, write_image
+from codeformer.model_store import KnownFile, ModelDownloadError, ModelFileError
+from codeformer.pipeline import DetectOptions, find_faces, paste_back, restore_images, upscale_backgrounds
+from codeformer.restore import restore_faces
+from codeformer.runtime import OutOfMemory
+from codeformer.types import MAX_WORKING_SIDE, CodeFormerModel, Face, Faces, working_scale, working_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+class FakeCodeFormer(torch.nn.Module):
+    """Stands in for CodeFormer: ``forward(x, weight) -> (out, None, None)`` in [-1, 1], recording batch sizes.
+
+    ``shift`` adds colour (R up, B down) so that gray handling is visible; ``oom_above`` raises
+    ``torch.OutOfMemoryError`` for batches larger than that.
+    """
+
+    def __init__(self, shift: float = 0.0, oom_above: int | None = None) -> None:
+        super().__init__()
+        self.shift = shift
+        self.oom_above = oom_above
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor, weight: float = 0.5, **kwargs: object):
+        self.batches.append(int(x.shape[0]))
+        if self.oom_above is not None and x.shape[0] > self.oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        out = x.clone()
+        out[:, 0] += self.shift
+        out[:, 2] -= self.shift
+        return out, None, None
+
+
+def read_rgb(name: str) -> np.ndarray:
+    """A shared test photo as RGB uint8 (not imported from conftest: tests/nodes has a conftest module too)."""
+    return read_image(weights.IMAGES / name)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def fake_model(**kwargs: object) -> CodeFormerModel:
+    return CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)), path=Path("fake.pth"))
+
+
+def gradient(h: int, w: int) -> np.ndarray:
+    """A smooth colour image without faces."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1).astype(np.uint8)
+
+
+def many_boxes_detector(path: Path) -> Path:
+    """A random-weight RetinaFace mobilenet0.25 whose class head says "face" everywhere (16800 boxes at 640 px)."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(0)
+    net = RetinaFace(network_name="mobile0.25", half=False, device=torch.device("cpu"))
+    with torch.no_grad():
+        for head in net.ClassHead:
+            head.conv1x1.weight.zero_()
+            head.conv1x1.bias.copy_(torch.tensor([-4.0, 4.0]).repeat(head.conv1x1.bias.numel() // 2))
+    return weights.save_pth(dict(net.state_dict()), path)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return model_store.load_detector(weights.REAL_DETECTOR)
+
+
+# ---------------------------------------------------------------------------------------------- images
+
+
+def test_no_face_image_is_unchanged_and_logged(detector, caplog):
+    image = gradient(120, 160)
+    model = fake_model()
+    with caplog.at_level(logging.INFO, logger="codeformer"):
+        results, faces, crops, restored = restore_images([image], codeformer=model, detector=detector, upscale=1.0)
+    assert len(faces) == 0 and crops.shape == (0, 512, 512, 3) and len(restored) == 0
+    np.testing.assert_array_equal(results[0].image, image.astype(np.float32))
+    assert not results[0].mask.any()
+    assert model.module.batches == []  # nothing to restore: the network never ran
+    assert "image 0: 0 face(s) found, 0 kept" in caplog.text
+
+
+@pytest.mark.parametrize(("size", "scale", "working"), [
+    ((1, 1), 512.0, (512, 512)),
+    ((8, 8), 64.0, (512, 512)),
+    ((310, 491), 512 / 310, (512, 811)),  # a normal small photo: official enlargement
+    ((64, 512), 8.0, (512, 4096)),  # 8:1, the longest strip enlarged as officially
+    ((300, 3000), MAX_WORKING_SIDE / 3000, (410, 4096)),  # longer: enlarged until the long side is 4096
+    ((16, 4096), 1.0, (16, 4096)),  # officially 512x131072
+    ((4096, 16), 1.0, (4096, 16)),
+    ((645, 1204), 1.0, (645, 1204)),  # short side >= 512: never enlarged
+])
+def test_working_scale_is_official_up_to_8_to_1_and_capped_beyond(size, scale, working):
+    assert working_scale(size) == pytest.approx(scale)
+    assert working_size(size) == working
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 8), (16, 4096), (4096, 16)])
+def test_extreme_sizes_through_find_faces_and_paste_back(detector, shape, monkeypatch):
+    seen = []
+    real = detect._retinaface
+    monkeypatch.setattr(detect, "_retinaface", lambda det, bgr, *a: seen.append(bgr.shape[:2]) or real(det, bgr, *a))
+    image = np.full((*shape, 3), 128, np.uint8)
+    faces, crops = find_faces(detector, [image])
+    assert len(faces) == 0 and faces.source_sizes == (shape,)
+    assert max(seen[0]) <= detect.DETECT_MAX_SIDE and min(seen[0]) >= 1  # a bounded network input
+    background = upscale_backgrounds([image], 2.0)[0]
+    out = paste_back([background], faces, crops)[0]
+    assert out.image.shape == (shape[0] * 2, shape[1] * 2, 3)
+    np.testing.assert_array_equal(out.image, background.astype(np.float32))
+
+
+def test_face_in_a_16px_image_is_found_and_pasted_back(detector):
+    face = cv2.resize(read_image(weights.IMAGES / "aligned_0240.png"), (16, 16), interpolation=cv2.INTER_AREA)
+    faces, crops = find_faces(detector, [face])
+    assert len(faces) == 1 and faces.faces[0].working_scale == 32.0
+    for scale in (1.0, 2.0):
+        background = upscale_backgrounds([face], scale)[0]
+        out = paste_back([background], faces, crops)[0]
+        black = paste_back([background], faces, np.zeros_like(crops))[0]
+        assert out.image.shape == background.shape and out.mask.max() > 0.5
+        # the unrestored crop lands where it came from (blurred by 16 -> 512 -> 16 px), a black one does not
+        assert psnr(out.image, background) > 18 > 10 > psnr(black.image, background)
+
+
+def test_face_pasted_across_the_edge_of_a_16x4096_strip():
+    strip = gradient(16, 4096)
+    landmarks = FFHQ_TEMPLATE_512 * 0.08 + (2000.0, -12.0)  # a 40 px face, mostly above the strip
+    affine = estimate_affine(landmarks.astype(np.float32))
+    face = Face(source_index=0, box=(2000.0, -12.0, 2040.0, 28.0), score=1.0, landmarks=landmarks, affine=affine,
+                inverse=invert_affine(affine), source_size=(16, 4096), working_scale=working_scale((16, 4096)),
+                is_gray=False)
+    faces = Faces((face,), ((16, 4096),), (False,))
+    crop = np.full((1, 512, 512, 3), 255, np.uint8)
+    for scale in (1.0, 2.0):
+        background = upscale_backgrounds([strip], scale)[0]
+        out = paste_back([background], faces, crop)[0]
+        assert out.image.shape == background.shape
+        touched = out.mask > 0
+        assert touched.any() and not touched[:, : int(1900 * scale)].any()  # only around the face
+        np.testing.assert_array_equal(out.image[~touched], background[~touched].astype(np.float32))
+
+
+def test_grayscale_photo_comes_back_gray(detector):
+    gray = cv2.cvtColor(cv2.cvtColor(read_rgb("whole_01.jpg"), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    model = fake_model(shift=0.4)  # a network that adds colour
+    colour = restore_faces(model, gray[None, :64, :64], gray=[False])[0]
+    assert np.abs(colour[..., 0].astype(int) - colour[..., 2]).mean() > 20
+    results, faces, _, restored = restore_images([gray], codeformer=model, detector=detector, upscale=1.0,
+                                                 options=DetectOptions(max_faces=2))
+    assert len(faces) == 2 and faces.source_gray == (True,)
+    # Official gray handling: luma of the network output with the colour statistics of the crop, whose border is
+    # the official (132, 133, 135) grey; a face at the image edge may therefore differ by 1 level between channels.
+    assert np.abs(restored[..., 0].astype(int) - restored[..., 2]).max() <= 1
+    out = results[0].image
+    assert results[0].mask.max() > 0.5 and is_gray(out.astype(np.uint8))
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert np.abs(out[..., a] - out[..., b]).max() <= 1.0
+
+
+@settings(max_examples=5, deadline=None)
+@given(h=st.integers(1, 64), w=st.integers(1, 64), value=st.integers(0, 255))
+def test_any_small_size_without_faces_passes_through(detector, h, w, value):
+    image = np.full((h, w, 3), value, np.uint8)
+    faces, crops = find_faces(detector, [image])
+    assert len(faces) == 0 and crops.shape == (0, 512, 512, 3)
+    assert working_size((h, w))[0] >= 1 and max(working_size((h, w))) <= max(MAX_WORKING_SIDE, h, w)
+    out = paste_back([image], faces, crops)[0]
+    np.testing.assert_array_equal(out.image, image.astype(np.float32))
+
+
+def test_4096_image_background_x2_tiled_has_bounded_memory(tmp_path):
+    """Measured in a fresh process so that ``ru_maxrss`` counts this upscale alone (plus torch itself).
+
+    Linux copies a process's peak RSS into a child at fork + exec, so the interpreter forks once more before
+    importing anything and the work runs in that grandchild, whose ``ru_maxrss`` starts from a few MiB.
+    """
+    script = f"""
+import json, os, sys
+read, write = os.pipe()
+if os.fork():
+    os.close(write)
+    with os.fdopen(read) as f:
+        sys.stdout.write(f.read())
+    sys.exit(os.waitstatus_to_exitcode(os.wait()[1]))
+os.close(read)
+try:
+    import resource, time
+    sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+    import numpy as np, torch
+    from spandrel.architectures.Compact import Compact
+    import weights
+    from codeformer import model_store, upsample
+    torch.manual_seed(0)
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=2)
+    model = model_store.load_upscaler(weights.save_pth(net.state_dict(), __import__('pathlib').Path({
+        str(tmp_path / 'compact_x2.pth')!r})))
+    image = np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    out = upsample.upscale_image(model, image, 2.0, tile=1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with os.fdopen(write, "w") as f:
+        f.write(json.dumps(dict(shape=out.shape, dtype=str(out.dtype), seconds=time.perf_counter() - start,
+                                before_mib=before / 1024, peak_mib=peak / 1024)))
+    os._exit(0)
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    os._exit(1)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    line = (f"4096x4096 -> 8192x8192 (x2, 1024 px tiles): peak RSS {result['peak_mib']:.0f} MiB "
+            f"(before the upscale {result['before_mib']:.0f} MiB), {result['seconds']:.1f} s")
+    logging.getLogger(__name__).warning(line)
+    print(line)
+    assert result["shape"] == [8192, 8192, 3] and result["dtype"] == "uint8"
+    # The input is 48 MiB and the output 192 MiB (uint8); a float32 copy of the output alone would be 768 MiB and
+    # the former whole-image float tensors peaked at ~2.6 GiB above the imports.
+    assert result["peak_mib"] - result["before_mib"] < 1024, line
+    assert result["peak_mib"] < 3072, line
+
+
+# ---------------------------------------------------------------------------------------------- detection
+
+
+def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypatch):
+    noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    rows, warped = [], []
+    real_retinaface, real_warp = detect._retinaface, pipeline.warp_face
+    monkeypatch.setattr(detect, "_retinaface", lambda *a: rows.append(len(r := real_retinaface(*a))) or r)
+    monkeypatch.setattr(pipeline, "warp_face", lambda *a: warped.append(1) or real_warp(*a))
+    model = fake_model()
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    results, faces, crops, restored = restore_images(
+        [image], codeformer=model, detector=noisy, upscale=1.0, batch_size=2,
+        options=DetectOptions(min_eye_distance=0.0, max_faces=4))
+    elapsed = time.perf_counter() - start
+    assert rows[0] > 500  # hundreds of boxes survive NMS (16800 before, PRE_NMS_TOP_K kept)
+    assert len(faces) == 4 and len(warped) == 4 and crops.shape[0] == restored.shape[0] == 4
+    assert sum(model.module.batches) == 4 and max(model.module.batches) <= 2
+    assert results[0].image.shape == (300, 400, 3)
+    assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+def test_faces_cut_by_the_border(detector):
+    image = np.ascontiguousarray(read_rgb("whole_02.png")[120:500, 200:760])  # three faces cut by the edges
+    faces, crops = find_faces(detector, [image])
+    h, w = faces.faces[0].working_size
+    cut = [f for f in faces.faces if f.box[0] < 0 or f.box[1] < 0 or f.box[2] > w or f.box[3] > h]
+    assert len(faces) >= 3 and len(cut) >= 2
+    for scale in (1.0, 2.0):
+        background = upscale_backgrounds([image], scale)[0]
+        out = paste_back([background], faces, crops)[0]
+        inside = out.mask > 0.5
+        assert out.image.shape == background.shape and inside.mean() > 0.05
+        assert psnr(out.image[inside], background[inside]) > 30
+
+
+# ---------------------------------------------------------------------------------------------- model files
+
+
+def _marker_writer(path: str) -> None:
+    Path(path).write_text("code ran")
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_marker_writer, (str(self.marker),))
+
+
+class _EvilExec:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
+
+
+def _bad_file(kind: str, folder: Path, marker: Path) -> Path:
+    """A broken or hostile model file of ``kind``."""
+    sd = {"a.weight": torch.randn(3, 4)}
+    if kind.startswith("safetensors"):
+        path = folder / "bad.safetensors"
+        save_file(sd, str(path))
+        data = bytearray(path.read_bytes())
+        if kind == "safetensors-header":
+            data[8:20] = b"#garbage!!##"
+        else:  # a header length far beyond the file
+            data[:8] = (1 << 40).to_bytes(8, "little")
+        path.write_bytes(bytes(data))
+        return path
+    path = folder / "bad.pth"
+    if kind == "zero":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        torch.save({"params_ema": sd}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "text":
+        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 376637898\n")
+    elif kind == "html":
+        path.write_text("<!DOCTYPE html><html><body>Rate limit exceeded</body></html>")
+    elif kind == "evil-zip":
+        torch.save({"params_ema": sd, "x": _Evil(marker)}, path)
+    elif kind == "evil-legacy":
+        torch.save({"params_ema": sd, "x": _Evil(marker)}, path, _use_new_zipfile_serialization=False)
+    elif kind == "evil-raw":
+        path.write_bytes(pickle.dumps({"x": _EvilExec(marker)}))
+    return path
+
+
+LOADERS = {
+    "codeformer": model_store.load_codeformer,
+    "detector": model_store.load_detector,
+    "parser": model_store.load_parser,
+    "upscaler": model_store.load_upscaler,
+}
+BAD_KINDS = ["zero", "truncated", "text", "html", "evil-zip", "evil-legacy", "evil-raw", "safetensors-header",
+             "safetensors-length"]
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_every_loader_refuses_broken_and_hostile_files(loader, kind, tmp_path):
+    marker = tmp_path / "marker"
+    path = _bad_file(kind, tmp_path, marker)
+    with pytest.raises(ModelFileError) as info:
+        LOADERS[loader](path)
+    msg = str(info.value)
+    assert path.name in msg and str(path) in msg
+    if kind.startswith("evil"):
+        assert "unsafe" in msg and "Nothing in it was executed" in msg
+        assert "_marker_writer" in msg or "builtins.exec" in msg  # names what it would have run
+    else:
+        assert "re-download" in msg
+    if kind == "text":
+        assert "Git LFS pointer" in msg
+    assert not marker.exists()
+
+
+WRONG = {  # loader -> files of other kinds it must refuse, and the folder its message must point to
+    "codeformer": (["facedetection/detection_mobilenet0.25_Final.pth", "upscale_models/RealESRGAN_x2plus.pth",
+                    "facedetection/parsing_parsenet.pth"], "facerestore_models"),
+    "detector": (["facerestore_models/codeformer.pth", "upscale_models/RealESRGAN_x2plus.pth",
+                  "facedetection/parsing_parsenet.pth"], "facedetection"),
+    "parser": (["facerestore_models/codeformer.pth", "upscale_models/RealESRGAN_x2plus.pth",
+                "facedetection/detection_mobilenet0.25_Final.pth"], "facedetection"),
+    "upscaler": (["facerestore_models/codeformer.safetensors", "facedetection/detection_mobilenet0.25_Final.pth",
+                  "facedetection/parsing_parsenet.pth"], "upscale_models"),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(WRONG))
+def test_every_loader_refuses_other_architectures(loader, models_dir):
+    files, folder = WRONG[loader]
+    for name in files:
+        with pytest.raises(ModelFileError) as info:
+            LOADERS[loader](models_dir / name)
+        msg = str(info.value)
+        assert Path(name).name in msg and f"models/{folder}" in msg, msg
+        assert len(msg) < 800, msg  # one readable sentence, not a dump of every tensor
+
+
+def test_weights_that_do_not_fit_give_a_short_message(tmp_path):
+    sd = weights.realesrgan_state_dict(nf=4, gc=4)  # spandrel reads nf, but assumes gc = 32
+    path = weights.save_pth(sd, tmp_path / "odd_esrgan.pth", wrap="params_ema")
+    with pytest.raises(ModelFileError, match="odd_esrgan.pth.*do not fit") as info:
+        model_store.load_upscaler(path)
+    assert len(str(info.value)) < 800 and "more)" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- downloads
+
+PAYLOAD = os.urandom(50_000)
+
+
+class _Stall(http.server.BaseHTTPRequestHandler):
+    """Sends half of PAYLOAD, then stops sending (a stalled connection) until released."""
+
+    release = threading.Event()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+        self.wfile.flush()
+        self.release.wait(10)
+
+
+def test_stalled_download_times_out_and_leaves_nothing(tmp_path):
+    import hashlib
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/model.pth"
+    known = KnownFile("model.pth", "facerestore_models", url, hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD))
+    try:
+        with pytest.raises(ModelDownloadError) as info:
+            model_store.download_file(known, tmp_path, offline=False, timeout=1)
+    finally:
+        _Stall.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+    msg = str(info.value)
+    assert url in msg and str(tmp_path / "model.pth") in msg and "timed out" in msg.lower()
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+
+def test_cancel_between_faces_stops_after_one_batch():
+    model = fake_model()
+    checks = []
+
+    def check_interrupt():
+        checks.append(1)
+        if len(checks) == 2:
+            raise KeyboardInterrupt  # stands in for ComfyUI's InterruptProcessingException (see the node tests)
+
+    crops = np.zeros((5, 512, 512, 3), np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        restore_faces(model, crops, batch_size=1, check_interrupt=check_interrupt)
+    assert model.module.batches == [1]
+
+
+def test_out_of_memory_in_restore_retries_smaller_then_fails_with_advice():
+    crops = np.random.default_rng(0).integers(0, 256, (3, 512, 512, 3), dtype=np.uint8)
+    expected = restore_faces(fake_model(), crops, batch_size=4)
+    model = fake_model(oom_above=1)
+    out = restore_faces(model, crops, batch_size=4)
+    assert model.module.batches == [3, 2, 1, 1, 1]  # 4 -> 2 -> 1 on out-of-memory
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(OutOfMemory) as info:
+        restore_faces(fake_model(oom_above=0), crops, batch_size=4)
+    msg = str(info.value)
+    assert "CodeFormer" in msg and "free memory" in msg and "CPU" in msg
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+
+
+# ---------------------------------------------------------------------------------------------- files and CLI
+
+
+def test_write_image_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    write_image(target, np.zeros((4, 4, 3), np.uint8))
+    before = target.read_bytes()
+
+    def fail(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(image_io.os, "replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(target, np.full((4, 4, 3), 255, np.uint8))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no .part left behind
+
+
+def test_cli_documents_every_exit_code():
+    for code in ("- 0:", "- 1:", "- 2:", "- 130:"):
+        assert code in cli.__doc__
+
+
+def _args(models_dir: Path, out: Path) -> list[str]:
+    return ["-o", str(out), "--models-dir", str(models_dir), "--offline", "--device", "cpu",
+            "--detector", "retinaface_mobile0.25"]
+
+
+def test_cli_unreadable_images_exit_2(models_dir, tmp_path, capsys):
+    (tmp_path / "empty.png").write_bytes(b"")
+    good = cv2.imencode(".png", gradient(40, 50))[1].tobytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    for name in ("empty.png", "cut.png"):
+        assert main(["restore", str(tmp_path / name), *_args(models_dir, tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert name in err and "not a readable image" in err
+    assert not (tmp_path / "out" / "empty.png").exists() and not (tmp_path / "out" / "cut.png").exists()
+
+
+def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("no images here")
+    assert main(["restore", str(tmp_path / "docs"), *_args(models_dir, tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "docs" in err and "has no images" in err and ".png" in err
+
+
+def test_cli_output_folder_equal_to_input_folder(models_dir, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png", gradient(40, 50))
+    write_image(folder / "b.jpg", gradient(30, 20))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # a.png would be replaced by its own output: refused before any image is processed
+    assert main(["restore", str(folder), *_args(models_dir, folder)]) == 2
+    assert "refusing to overwrite input file" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # b.png was not written either
+    # without a clash the folder may be its own output folder; the inputs stay as they were
+    (folder / "a.png").unlink()
+    assert main(["restore", str(folder), *_args(models_dir, folder), "--upscale", "1"]) == 0, capsys.readouterr().err
+    assert (folder / "b.jpg").read_bytes() == before["b.jpg"]
+    assert read_image(folder / "b.png").shape == (30, 20, 3)
+
+
+def test_cli_out_of_memory_exit_1(models_dir, tmp_path, capsys, monkeypatch):
+    import codeformer.restore
+
+    def oom(*args, **kwargs):
+        raise OutOfMemory("out of memory running CodeFormer on a single input; free memory, or run on the CPU")
+
+    monkeypatch.setattr(codeformer.restore, "restore_faces", oom)
+    shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 1
+    assert "error: out of memory" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, capsys, monkeypatch):
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "read_image", interrupted)
+    shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cli_bad_arguments_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--fidelity", "high"])
+    assert info.value.code == 2
+    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--upscale", "100"]) == 2
+    assert "--upscale 100" in (err := capsys.readouterr().err) and "outside 1..8" in err
