@@ -26,6 +26,7 @@ import numpy as np
 from . import model_store
 from .image_io import ImageReadError, collect_inputs, read_image, write_image
 from .runtime import OutOfMemory, resolve_device
+from .upsample import DEFAULT_TILE
 
 log = logging.getLogger("codeformer")
 
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-faces", type=int, default=0, help="keep at most N faces per image (0 = all)")
     r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
-    r.add_argument("--tile", type=int, default=400, help="background tile size in px (0 = whole image)")
+    r.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"upscaler tile size in px (0 = whole image; default {DEFAULT_TILE}; the official code uses 400)")
     r.add_argument("--batch-size", type=int, default=8, help="faces per CodeFormer batch")
     _common(r)
 
