@@ -26,6 +26,8 @@ class CodeFormerModel:
 
     descriptor: object = field(repr=False)
     path: Path
+    compile: bool = False  # torch.compile the network on CUDA (first run per device and fidelity value: ~1 min)
+    compiled: dict = field(default_factory=dict, repr=False, compare=False)  # device -> compiled network
 
     @property
     def module(self) -> torch.nn.Module:

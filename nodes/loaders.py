@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 
 from ..codeformer import model_store
@@ -55,10 +57,16 @@ class CodeFormerModelLoader:
             "model_name": (codeformer_choices(), {
                 "tooltip": "CodeFormer checkpoint in models/facerestore_models (official: codeformer.pth v0.1.0)."
                 + _DOWNLOAD_NOTE}),
+            "compile_on_gpu": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "torch.compile the network on NVIDIA GPUs: about 2.7x the faces per second for big "
+                           "batches, but the first run (and each new fidelity value) spends about a minute "
+                           "compiling. Ignored on the CPU."}),
         }}
 
-    def load(self, model_name: str):
-        return (model_store.load_codeformer(model_path(FACERESTORE_MODELS, model_name)),)
+    def load(self, model_name: str, compile_on_gpu: bool = False):
+        model = model_store.load_codeformer(model_path(FACERESTORE_MODELS, model_name))
+        return (replace(model, compile=compile_on_gpu),)
 
 
 class CodeFormerFaceDetectorLoader:

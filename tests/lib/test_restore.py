@@ -121,3 +121,37 @@ def test_gray_flags_match_official_is_gray():
     x = torch.from_numpy(faces).permute(0, 3, 1, 2)
     assert _gray_flags(x) == expected
     assert _gray_flags(x.float() / 255.0) == expected
+
+
+def test_compile_is_only_used_on_cuda(models, faces, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: calls.append(net) or net)
+    model = dataclasses.replace(models.codeformer, compile=True)
+    module = model.module
+
+    def stop(x, weight=None, **kwargs):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(module, "forward", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        restore_faces(model, faces[:1], 0.5, device="cpu")
+    assert calls == [] and model.compiled == {}
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_compiled_network_is_kept_per_device(models, faces, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: calls.append(net) or net)
+    model = dataclasses.replace(models.codeformer, compile=True)
+    restore_faces(model, faces[:1], 0.5, device="cuda")
+    restore_faces(model, faces[:1], 0.5, device="cuda")
+    assert len(calls) == 1 and list(model.compiled) == ["cuda"]
+    model.module.to("cpu")
