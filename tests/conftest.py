@@ -41,17 +41,3 @@ def models(models_dir):
 
     return Loaded
 
-
-def read_rgb(name: str):
-    """A real test photo from shared/data/images as RGB uint8."""
-    from codeformer.image_io import read_image
-
-    return read_image(weights.IMAGES / name)
-
-
-def psnr(a, b) -> float:
-    """PSNR in dB between two uint8-range images."""
-    import numpy as np
-
-    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))

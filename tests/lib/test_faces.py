@@ -10,7 +10,7 @@ from codeformer.detect import FaceSelectionError, detect_faces, select_faces
 from codeformer.image import to_working
 from codeformer.paste import FacePlacement, paste_faces
 from codeformer.pipeline import DetectOptions, find_faces, paste_back, upscale_backgrounds
-from conftest import psnr, read_rgb
+from helpers import psnr, read_rgb
 
 
 @pytest.mark.parametrize("name", ["whole_00.jpg", "whole_02.png"])

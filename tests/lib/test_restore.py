@@ -7,7 +7,7 @@ import pytest
 
 from codeformer import model_store
 from codeformer.restore import restore_faces, restore_gray
-from conftest import psnr, read_rgb
+from helpers import psnr, read_rgb
 
 
 @pytest.fixture(scope="module")

@@ -22,27 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import weights
+from helpers import FakeCodeFormer, many_boxes_detector
 
 DETECT = dict(confidence=0.8, min_eye_distance=10.0, selection="all", max_faces=0)
-
-
-class FakeCodeFormer(torch.nn.Module):
-    """Stands in for CodeFormer (see tests/lib/test_reliability.py): records batch sizes, may add colour or OOM."""
-
-    def __init__(self, shift: float = 0.0, oom_above: int | None = None) -> None:
-        super().__init__()
-        self.shift = shift
-        self.oom_above = oom_above
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor, weight: float = 0.5, **kwargs: object):
-        self.batches.append(int(x.shape[0]))
-        if self.oom_above is not None and x.shape[0] > self.oom_above:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
-        out = x.clone()
-        out[:, 0] += self.shift
-        out[:, 2] -= self.shift
-        return out, None, None
 
 
 @pytest.fixture()
@@ -222,21 +204,8 @@ def test_faces_cut_by_the_border_through_the_nodes(nodes, detector, fake, photo,
     assert float(g.mask[0, 0].max()) > 0 and float(g.mask[0, :, 0].max()) > 0  # pasted up to the edges
 
 
-def _many_boxes_detector(path: Path) -> Path:
-    """A random-weight RetinaFace mobilenet0.25 whose class head says "face" everywhere."""
-    from facexlib.detection.retinaface import RetinaFace
-
-    torch.manual_seed(0)
-    net = RetinaFace(network_name="mobile0.25", half=False, device=torch.device("cpu"))
-    with torch.no_grad():
-        for head in net.ClassHead:
-            head.conv1x1.weight.zero_()
-            head.conv1x1.bias.copy_(torch.tensor([-4.0, 4.0]).repeat(head.conv1x1.bias.numel() // 2))
-    return weights.save_pth(dict(net.state_dict()), path)
-
-
 def test_thousands_of_boxes_are_capped_by_max_faces(nodes, lib, as_image, tmp_path):
-    noisy = lib.model_store.load_detector(_many_boxes_detector(tmp_path / "many.pth"))
+    noisy = lib.model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
     image = as_image(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
     faces, crops, mask, count = nodes["CodeFormerFaceDetect"]().detect(
         image=image, detector=noisy, **{**DETECT, "min_eye_distance": 0.0, "max_faces": 4})

@@ -1,0 +1,65 @@
+"""Helpers shared by the test folders (importable as ``helpers``: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+import weights
+from codeformer.image_io import read_image
+from codeformer.types import CodeFormerModel
+
+
+def read_rgb(name: str) -> np.ndarray:
+    """A real test photo from shared/data/images as RGB uint8."""
+    return read_image(weights.IMAGES / name)
+
+
+def psnr(a, b) -> float:
+    """PSNR in dB between two uint8-range images."""
+    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+class FakeCodeFormer(torch.nn.Module):
+    """Stands in for CodeFormer: ``forward(x, weight) -> (out, None, None)`` in [-1, 1], recording batch sizes.
+
+    ``shift`` adds colour (R up, B down) so that gray handling is visible; ``oom_above`` raises
+    ``torch.OutOfMemoryError`` for batches larger than that.
+    """
+
+    def __init__(self, shift: float = 0.0, oom_above: int | None = None) -> None:
+        super().__init__()
+        self.shift = shift
+        self.oom_above = oom_above
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor, weight: float = 0.5, **kwargs: object):
+        self.batches.append(int(x.shape[0]))
+        if self.oom_above is not None and x.shape[0] > self.oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        out = x.clone()
+        out[:, 0] += self.shift
+        out[:, 2] -= self.shift
+        return out, None, None
+
+
+def fake_model(**kwargs: object) -> CodeFormerModel:
+    """A CodeFormerModel whose network is a FakeCodeFormer."""
+    return CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)), path=Path("fake.pth"))
+
+
+def many_boxes_detector(path: Path) -> Path:
+    """A random-weight RetinaFace mobilenet0.25 whose class head says "face" everywhere (16800 boxes at 640 px)."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(0)
+    net = RetinaFace(network_name="mobile0.25", half=False, device=torch.device("cpu"))
+    with torch.no_grad():
+        for head in net.ClassHead:
+            head.conv1x1.weight.zero_()
+            head.conv1x1.bias.copy_(torch.tensor([-4.0, 4.0]).repeat(head.conv1x1.bias.numel() // 2))
+    return weights.save_pth(dict(net.state_dict()), path)
