@@ -32,6 +32,9 @@ MIN_EYE_DISTANCE = 10.0
 # Boxes kept before NMS: real detectors give a few dozen; random or broken weights can give thousands.
 PRE_NMS_TOP_K = 5000
 BGR_MEAN = (104.0, 117.0, 123.0)
+# Faces kept per image when max_faces is 0: real crowds stay far below (crowd.jpg: 85); a broken detector
+# can return thousands, each costing a CodeFormer pass.
+FACE_LIMIT = 256
 
 SELECTIONS = ("all", "largest", "center")
 
@@ -106,7 +109,11 @@ def _retinaface(
 
 def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], selection: str = "all",
                  max_faces: int = 0) -> list[Detection]:
-    """Apply ``selection`` (all | largest | center | index list like ``0,2``) then keep at most ``max_faces`` (0 = all)."""
+    """Apply ``selection`` (all | largest | center | index list like ``0,2``), then keep at most ``max_faces``.
+
+    ``max_faces=0`` keeps all faces up to ``FACE_LIMIT`` (the most confident ones), which guards against a
+    detector that floods boxes.
+    """
     dets = list(detections)
     sel = selection.strip().lower()
     if dets and sel == "largest":
@@ -126,6 +133,10 @@ def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], s
         dets = [dets[i] for i in indices]
     if max_faces > 0:
         dets = dets[:max_faces]
+    elif len(dets) > FACE_LIMIT:
+        log.warning("%d faces found in one image; keeping the %d most confident (a broken detector file? "
+                    "set max_faces to choose another limit)", len(dets), FACE_LIMIT)
+        dets = dets[:FACE_LIMIT]
     return dets
 
 

@@ -238,6 +238,15 @@ def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypa
     assert elapsed < 30, f"{elapsed:.1f} s"
 
 
+def test_flooding_detector_is_capped_without_max_faces(tmp_path, caplog):
+    noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING):
+        faces, crops = find_faces(noisy, [image], DetectOptions(min_eye_distance=0.0))
+    assert len(faces) == detect.FACE_LIMIT and crops.shape[0] == detect.FACE_LIMIT
+    assert "keeping the 256 most confident" in caplog.text
+
+
 def test_faces_cut_by_the_border(detector):
     image = np.ascontiguousarray(read_rgb("whole_02.png")[120:500, 200:760])  # three faces cut by the edges
     faces, crops = find_faces(detector, [image])
