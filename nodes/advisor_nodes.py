@@ -74,7 +74,7 @@ class CodeFormerBestSettings:
             advice = advise_faces(faces, 0, source)
         elif detector is not None:
             with running_on_device(detector.module) as device:
-                advice = advise_image(image_to_numpy(image[:1])[0], detector, source, device=device)
+                advice = advise_image(image_to_numpy(image[:1], "image")[0], detector, source, device=device)
         else:
             raise ValueError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
                              "CodeFormer Face Detector Loader) or the faces input (faces output of CodeFormer Face "

@@ -119,7 +119,7 @@ class CodeFormerRestore:
                              "the faces output of CodeFormer Face Detect to detected_faces, or turn auto_fidelity off")
         if detected_faces is not None and len(detected_faces) == 0:
             return (placeholder_faces(),)
-        crops = image_to_numpy(faces)
+        crops = image_to_numpy(faces, "faces")
         if detected_faces is not None and len(detected_faces) != len(crops):
             raise ValueError(f"faces has {len(crops)} crop(s) but detected_faces has {len(detected_faces)} face(s); "
                              "connect the crops and faces outputs of the same CodeFormer Face Detect node")
@@ -163,7 +163,7 @@ class CodeFormerBackgroundUpsample:
     def upsample(self, image, scale, tile, upscale_model=None):
         check_upscaler(upscale_model)
         with running_on_device(_module(upscale_model)) as device:
-            out = upscale_backgrounds(image_to_numpy(image), scale, upscale_model, tile=tile, device=device,
+            out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
                                       on_progress=progress_callback(), check_interrupt=check_interrupt)
         return (numpy_to_image(out),)
 
@@ -206,7 +206,8 @@ class CodeFormerPasteBack:
         if upscale_model is None and face_upsample == "always":
             log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")
         with running_on_device(_module(face_parser), _module(upscale_model)) as device:
-            results = paste_back(image_to_numpy(background), faces, image_to_numpy(restored_faces), parser=face_parser,
+            results = paste_back(image_to_numpy(background, "background"), faces,
+                                 image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
                                  face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
                                  feather=feather, device=device, check_interrupt=check_interrupt)
         return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]))
@@ -263,7 +264,7 @@ class CodeFormerFaceRestore:
         modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
         with running_on_device(*modules) as device:
             results, faces, _, _ = restore_images(
-                image_to_numpy(image), codeformer=model, detector=detector, parser=face_parser,
+                image_to_numpy(image, "image"), codeformer=model, detector=detector, parser=face_parser,
                 upscaler=upscale_model, fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
                 background_enhance=background_enhance, face_upsample=face_upsample,
                 options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
