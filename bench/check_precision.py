@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from codeformer import model_store  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.restore import restore_faces  # noqa: E402
 from codeformer.runtime import resolve_device  # noqa: E402
-from weights import codeformer_state_dict, save_safetensors  # noqa: E402
+
+from common import random_codeformer  # noqa: E402
 
 
 def main() -> None:
@@ -33,8 +33,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        model = model_store.load_codeformer(save_safetensors(codeformer_state_dict(), Path(tmp) / "cf.safetensors"))
+    model = random_codeformer()
     faces = np.stack([read_image(p) for p in args.faces])
     single = np.stack([restore_faces(model, f[None], 0.5, device=device, bf16=False)[0] for f in faces])
     batched = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=False)

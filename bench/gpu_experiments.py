@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from codeformer import model_store  # noqa: E402
-from weights import codeformer_state_dict, save_safetensors  # noqa: E402
+
+from common import random_codeformer  # noqa: E402
 
 
 def rate(fn, batch: int, iters: int) -> float:
@@ -42,8 +42,7 @@ def main() -> None:
     ap.add_argument("--compile-seconds", type=int, default=150)
     args = ap.parse_args()
     torch.backends.cudnn.benchmark = True
-    with tempfile.TemporaryDirectory() as tmp:
-        model = model_store.load_codeformer(save_safetensors(codeformer_state_dict(), Path(tmp) / "cf.safetensors"))
+    model = random_codeformer()
     net = model.module.cuda().eval()
     x = torch.rand(args.batch, 3, 512, 512, device="cuda") * 2 - 1
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,11 +20,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from codeformer import model_store  # noqa: E402
 from codeformer.restore import restore_faces  # noqa: E402
 from codeformer.runtime import autocast_dtype, resolve_device  # noqa: E402
-from weights import codeformer_state_dict, save_safetensors  # noqa: E402
+
+from common import random_codeformer  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -53,9 +53,7 @@ def main() -> None:
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    with tempfile.TemporaryDirectory() as tmp:
-        path = save_safetensors(codeformer_state_dict(), Path(tmp) / "codeformer.safetensors")
-        model = model_store.load_codeformer(path)
+    model = random_codeformer()
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.faces, 512, 512, 3), dtype=np.uint8)
     modes = [("fp32", False)] + ([("bf16", True)] if autocast_dtype(device) is not None else [])

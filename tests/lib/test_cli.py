@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pytest
 
 from codeformer.cli import main
 from codeformer.image_io import read_image, write_image

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -28,7 +27,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 import weights
-from helpers import FakeCodeFormer, fake_model, many_boxes_detector, psnr, read_rgb
+from helpers import fake_model, many_boxes_detector, psnr, read_rgb
 from codeformer import cli, detect, image_io, model_store, pipeline
 from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine, invert_affine
 from codeformer.cli import main
@@ -38,7 +37,7 @@ from codeformer.model_store import KnownFile, ModelDownloadError, ModelFileError
 from codeformer.pipeline import DetectOptions, find_faces, paste_back, restore_images, upscale_backgrounds
 from codeformer.restore import restore_faces
 from codeformer.runtime import OutOfMemory
-from codeformer.types import MAX_WORKING_SIDE, CodeFormerModel, Face, Faces, working_scale, working_size
+from codeformer.types import MAX_WORKING_SIDE, Face, Faces, working_scale, working_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
