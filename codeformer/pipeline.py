@@ -113,8 +113,15 @@ def paste_back(
     tile: int = DEFAULT_TILE,
     device: torch.device | str = "cpu",
     check_interrupt: Callable[[], None] | None = None,
+    canvases: Sequence[np.ndarray | None] | None = None,
 ) -> list[PasteResult]:
-    """Paste restored faces into each background (its source x any scale); output has the background's size."""
+    """Paste restored faces into each background (its source x any scale); output has the background's size.
+
+    As in the official code, faces are pasted on a canvas of the *working* image (short side enlarged to 512)
+    times the scale, which for sources with a short side >= 512 is the background itself; smaller sources get
+    the background resized (Lanczos) to that canvas, or ``canvases[i]`` when given, and the result is brought
+    back to the background's size.
+    """
     if face_upsample not in FACE_UPSAMPLE_MODES:
         raise ValueError(f"face_upsample must be one of {FACE_UPSAMPLE_MODES}, got '{face_upsample}'")
     if len(backgrounds) != len(faces.source_sizes):
@@ -137,8 +144,9 @@ def paste_back(
             results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
             continue
         work_h, work_w = working_size((src_h, src_w))
-        s = scale / working_scale((src_h, src_w))  # background px per working px: the official upscale factor
-        work_bg = resize(bg, (int(work_h * s), int(work_w * s)), cv2.INTER_LANCZOS4)
+        work_bg = canvases[index] if canvases is not None and canvases[index] is not None else \
+            resize(bg, (int(work_h * scale), int(work_w * scale)), cv2.INTER_LANCZOS4)
+        s = work_bg.shape[1] / work_w  # canvas px per working px: the official upscale factor
         to_paste = []
         for position, face in members:
             if check_interrupt is not None:
@@ -153,10 +161,8 @@ def paste_back(
                                      check_interrupt=check_interrupt))
         placements = [FacePlacement(img, face.inverse, mask) for (face, img), mask in zip(to_paste, masks)]
         image, mask = paste_faces(work_bg, placements, s, visibility=visibility, feather=feather)
-        if image.shape[:2] != bg.shape[:2]:  # small source: back from the working size to source x scale
-            image = cv2.resize(image, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(mask, (bg.shape[1], bg.shape[0]), interpolation=cv2.INTER_AREA)
-        results.append(PasteResult(image, mask))
+        # small source: back from the working size to the background's size
+        results.append(_fit(PasteResult(image, mask), bg.shape[:2]))
     return results
 
 
@@ -213,10 +219,30 @@ def restore_images(
     bg_model = upscaler if background_enhance else None
     backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device,
                                       check_interrupt=check_interrupt)
+    canvases = None if bg_model is not None else [plain_canvas(img, upscale) for img in images]
     results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
                          face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
-                         device=device, check_interrupt=check_interrupt)
+                         device=device, check_interrupt=check_interrupt, canvases=canvases)
     return results, faces, crops, restored
+
+
+def plain_canvas(image: np.ndarray, scale: float) -> np.ndarray | None:
+    """The official paste canvas without an upscaler for a source whose short side is under 512: the working
+    image resized bilinear by ``scale`` (None for larger sources, whose canvas is the background itself)."""
+    if working_scale(image.shape[:2]) == 1.0:
+        return None
+    working = to_working(image)
+    h, w = working.shape[:2]
+    return cv2.resize(working, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
+
+
+def _fit(result: PasteResult, size: tuple[int, int]) -> PasteResult:
+    """``result`` resized (area) to (height, width) ``size`` when it differs."""
+    if result.image.shape[:2] == size:
+        return result
+    dsize = (size[1], size[0])
+    return PasteResult(cv2.resize(result.image, dsize, interpolation=cv2.INTER_AREA),
+                       cv2.resize(result.mask, dsize, interpolation=cv2.INTER_AREA))
 
 
 __all__ = [

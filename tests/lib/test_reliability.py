@@ -145,8 +145,8 @@ def test_grayscale_photo_comes_back_gray(detector):
     assert np.abs(restored[..., 0].astype(int) - restored[..., 2]).max() <= 1
     out = results[0].image
     assert results[0].mask.max() > 0.5 and is_gray(out.astype(np.uint8))
-    for a, b in ((0, 1), (1, 2), (0, 2)):
-        assert np.abs(out[..., a] - out[..., b]).max() <= 1.0
+    for a, b in ((0, 1), (1, 2), (0, 2)):  # (+ float noise of the final resize: whole_01 is under 512 px)
+        assert np.abs(out[..., a] - out[..., b]).max() <= 1.0 + 1e-3
 
 
 @settings(max_examples=5, deadline=None)

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import weights
-from helpers import FakeCodeFormer, many_boxes_detector
+from helpers import FakeCodeFormer, many_boxes_detector, psnr
 
 DETECT = dict(confidence=0.8, min_eye_distance=10.0, selection="all", max_faces=0)
 
@@ -73,6 +73,14 @@ def run_graph(nodes, image, model, detector, upscale=2.0, **detect):
                                                    **options)
     return SimpleNamespace(faces=faces, crops=crops, face_mask=face_mask, count=count, restored=restored,
                            background=background, pasted=pasted, mask=mask, one=one)
+
+
+def assert_small_source_paths_agree(g) -> None:
+    """Sources with a short side under 512: the one-node builds its plain background from the enlarged image, as
+    the official code does; the modular graph enlarges its upsampled original. Same masks, pixels nearly."""
+    one, one_mask, _ = g.one
+    assert psnr(one.numpy() * 255, g.pasted.numpy() * 255) > 35
+    assert torch.equal(one_mask, g.mask)
 
 
 def thumbnail(photo, size):
@@ -177,7 +185,7 @@ def test_batch_of_64_small_images(nodes, detector, fake, photo, as_image, fast_d
     assert g.restored.shape == (g.count, 512, 512, 3)
     one, one_mask, n = g.one
     assert n == g.count and one.shape == g.pasted.shape == (64, 96, 128, 3)
-    assert torch.equal(one, g.pasted) and torch.equal(one_mask, g.mask)
+    assert_small_source_paths_agree(g)
     plain = [i for i in range(64) if i != 40]
     assert torch.equal(g.pasted[plain], g.background[plain])  # images without faces pass through
     assert float(g.mask[40].max()) > 0.5 and float(g.mask[plain].max()) == 0.0
@@ -200,7 +208,7 @@ def test_faces_cut_by_the_border_through_the_nodes(nodes, detector, fake, photo,
     assert g.count >= 3
     one, one_mask, n = g.one
     assert n == g.count and g.pasted.shape == one.shape == (1, 760, 1120, 3)
-    assert torch.equal(g.pasted, one) and torch.equal(g.mask, one_mask)
+    assert_small_source_paths_agree(g)
     assert float(g.mask[0, 0].max()) > 0 and float(g.mask[0, :, 0].max()) > 0  # pasted up to the edges
 
 
