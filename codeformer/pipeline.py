@@ -75,8 +75,7 @@ def find_faces(
             affine = estimate_affine(det.landmarks)
             crops.append(warp_face(working, affine))
             faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks,
-                              affine=affine, inverse=invert_affine(affine), source_size=size,
-                              working_scale=working_scale(size), is_gray=gray))
+                              affine=affine, inverse=invert_affine(affine), source_size=size, is_gray=gray))
         log.info("image %d: %d face(s) found, %d kept", index, len(found), len(chosen))
     stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     return Faces(tuple(faces), tuple(sizes), tuple(grays)), stacked
@@ -219,7 +218,8 @@ def restore_images(
     bg_model = upscaler if background_enhance else None
     backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device,
                                       check_interrupt=check_interrupt)
-    canvases = None if bg_model is not None else [plain_canvas(img, upscale) for img in images]
+    canvases = None if bg_model is not None else \
+        [plain_canvas(img, upscale) if faces.for_image(i) else None for i, img in enumerate(images)]
     results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
                          face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
                          device=device, check_interrupt=check_interrupt, canvases=canvases)
@@ -240,9 +240,7 @@ def _fit(result: PasteResult, size: tuple[int, int]) -> PasteResult:
     """``result`` resized (area) to (height, width) ``size`` when it differs."""
     if result.image.shape[:2] == size:
         return result
-    dsize = (size[1], size[0])
-    return PasteResult(cv2.resize(result.image, dsize, interpolation=cv2.INTER_AREA),
-                       cv2.resize(result.mask, dsize, interpolation=cv2.INTER_AREA))
+    return PasteResult(resize(result.image, size, cv2.INTER_AREA), resize(result.mask, size, cv2.INTER_AREA))
 
 
 __all__ = [

@@ -67,8 +67,12 @@ class Face:
     affine: np.ndarray = field(repr=False)  # (2, 3) working image -> 512 crop
     inverse: np.ndarray = field(repr=False)  # (2, 3) 512 crop -> working image
     source_size: tuple[int, int]  # (height, width) of the source image
-    working_scale: float  # working image = source x working_scale
     is_gray: bool
+
+    @property
+    def working_scale(self) -> float:
+        """Working image = source x working_scale."""
+        return working_scale(self.source_size)
 
     @property
     def working_size(self) -> tuple[int, int]:

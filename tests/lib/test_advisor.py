@@ -14,7 +14,7 @@ from codeformer.advisor import (
     CLOSE_UP_SHARE, CROP_PER_BOX, GROUP_FACES, LARGE_IMAGE_SIDE, SOURCES, WIDE_SHARE, Advice, advise, advise_faces,
     advise_image, auto_fidelity, classify_shot, face_share,
 )
-from codeformer.types import FACE_SIZE, Face, Faces, working_scale
+from codeformer.types import FACE_SIZE, Face, Faces
 
 EPS = 1e-6
 SIZE = (1000, 1000)  # (height, width) of the synthetic images
@@ -42,8 +42,7 @@ def make_face(box, source_size: tuple[int, int], index: int = 0) -> Face:
     """A Face with ``box`` in working-image pixels (affine values do not matter to the advisor)."""
     affine = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     return Face(source_index=index, box=tuple(float(v) for v in box), score=0.99, landmarks=np.zeros((5, 2)),
-                affine=affine, inverse=affine, source_size=source_size,
-                working_scale=working_scale(source_size), is_gray=False)
+                affine=affine, inverse=affine, source_size=source_size, is_gray=False)
 
 
 # --- face_share / classify_shot -------------------------------------------------------------------------------

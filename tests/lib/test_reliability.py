@@ -119,8 +119,7 @@ def test_face_pasted_across_the_edge_of_a_16x4096_strip():
     landmarks = FFHQ_TEMPLATE_512 * 0.08 + (2000.0, -12.0)  # a 40 px face, mostly above the strip
     affine = estimate_affine(landmarks.astype(np.float32))
     face = Face(source_index=0, box=(2000.0, -12.0, 2040.0, 28.0), score=1.0, landmarks=landmarks, affine=affine,
-                inverse=invert_affine(affine), source_size=(16, 4096), working_scale=working_scale((16, 4096)),
-                is_gray=False)
+                inverse=invert_affine(affine), source_size=(16, 4096), is_gray=False)
     faces = Faces((face,), ((16, 4096),), (False,))
     crop = np.full((1, 512, 512, 3), 255, np.uint8)
     for scale in (1.0, 2.0):

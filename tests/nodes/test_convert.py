@@ -54,13 +54,14 @@ def test_float_results_and_masks(convert):
 
 def test_box_masks_are_in_source_pixels(convert, lib):
     face = lib.types.Face(source_index=1, box=(10.0, 20.0, 31.0, 40.0), score=0.9, landmarks=np.zeros((5, 2)),
-                          affine=np.zeros((2, 3)), inverse=np.zeros((2, 3)), source_size=(50, 60),
-                          working_scale=2.0, is_gray=False)
-    faces = lib.types.Faces((face,), ((50, 60), (50, 60)), (False, False))
+                          affine=np.zeros((2, 3)), inverse=np.zeros((2, 3)), source_size=(256, 300),
+                          is_gray=False)
+    assert face.working_scale == 2.0  # short side 256 -> 512
+    faces = lib.types.Faces((face,), ((256, 300), (256, 300)), (False, False))
     mask = convert.box_masks(faces)
-    assert mask.shape == (2, 50, 60)
+    assert mask.shape == (2, 256, 300)
     assert float(mask[0].sum()) == 0.0
-    expected = torch.zeros(50, 60)
+    expected = torch.zeros(256, 300)
     expected[10:20, 5:16] = 1.0  # working box / 2, outward to whole pixels
     assert torch.equal(mask[1], expected)
 
