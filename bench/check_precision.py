@@ -35,8 +35,8 @@ def main() -> None:
     device = resolve_device(args.device)
     model = random_codeformer()
     faces = np.stack([read_image(p) for p in args.faces])
-    single = np.stack([restore_faces(model, f[None], 0.5, device=device, bf16=False)[0] for f in faces])
-    batched = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=False)
+    single = np.stack([restore_faces(model, f[None], 0.5, device=device, precision="fp32")[0] for f in faces])
+    batched = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="fp32")
     report = {"device": str(device), "faces": len(faces)}
 
     def diff(a: np.ndarray, b: np.ndarray) -> dict:
@@ -45,7 +45,7 @@ def main() -> None:
 
     report["fp32_batched_vs_single"] = diff(batched, single)
     if device.type == "cuda":
-        bf16 = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=True)
+        bf16 = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="bf16")
         report["bf16_vs_fp32"] = diff(bf16, single)
         # Random weights leave many near-tied codebook picks; compare bf16 with fp32 for the same codes too.
         codes = {}
@@ -61,9 +61,9 @@ def main() -> None:
             return original(codes["fp32"], shape)
 
         quantize.get_codebook_feat = record
-        ref = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=False)
+        ref = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="fp32")
         quantize.get_codebook_feat = replay
-        same_codes = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), bf16=True)
+        same_codes = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="bf16")
         quantize.get_codebook_feat = original
         report["bf16_code_flips"] = float((codes["fp32"] != codes["bf16"]).float().mean())
         report["bf16_vs_fp32_same_codes"] = diff(same_codes, ref)

@@ -2,7 +2,7 @@
 
     python bench/pipeline.py IMAGE [--fidelity 0.5] [--upscale 2] [--background-enhance] [--face-upsample]
         [--face-upsample-mode auto|always] [--detector retinaface_mobile0.25] [--models-dir DIR] [--device auto]
-        [--repeat 1] [--json out.json]
+        [--precision auto|fp32|bf16] [--repeat 1] [--json out.json]
 
 Models come from --models-dir (e.g. the official harness's random weights laid out as facerestore_models/,
 facedetection/, upscale_models/); without it, random weights in the official formats are built in a temp folder
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from codeformer import model_store, pipeline  # noqa: E402
 from codeformer.cli import DETECTORS  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
-from codeformer.runtime import resolve_device  # noqa: E402
+from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
 
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--detector", default="retinaface_mobile0.25", choices=sorted(DETECTORS))
     ap.add_argument("--models-dir", type=Path, required=True)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--tile", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=1)
@@ -98,7 +99,7 @@ def main() -> None:
         results, faces, _, _ = pipeline.restore_images(
             [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
             fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
-            face_upsample=mode, tile=args.tile, batch_size=args.batch_size, device=device)
+            face_upsample=mode, tile=args.tile, batch_size=args.batch_size, device=device, precision=args.precision)
         sync(device)
         totals.append(time.perf_counter() - start)
     stages = dict(TIMES)
@@ -107,7 +108,7 @@ def main() -> None:
     total = totals[-1]
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.image.name} {image.shape[1]}x{image.shape[0]}, {len(faces)} faces, -w {args.fidelity} -s {args.upscale}"
-          f" background_enhance={args.background_enhance} face_upsample={mode} on {card}")
+          f" background_enhance={args.background_enhance} face_upsample={mode} precision={args.precision} on {card}")
     print(f"{'stage':<16}{'seconds':>10}")
     for name in ("detect+align", "restore", "parse", "background", "face_upsample", "paste"):
         print(f"{name:<16}{stages.get(name, 0.0):>10.3f}")

@@ -51,15 +51,16 @@ def main() -> None:
 
     faces = np.random.default_rng(0).integers(0, 256, (args.batch * args.iters, 512, 512, 3), dtype=np.uint8)
     for channels_last in (False, True):
-        restore.CHANNELS_LAST_ON_CUDA = channels_last
-        for bf16 in (False, True):
-            restore.restore_faces(model, faces[: args.batch], 0.5, device="cuda", batch_size=args.batch, bf16=bf16)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        restore.memory_format = lambda device, precision=None, fmt=fmt: fmt  # the pack's choice, overridden for the comparison
+        for precision in ("fp32", "bf16"):
+            restore.restore_faces(model, faces[: args.batch], 0.5, device="cuda", batch_size=args.batch, precision=precision)
             torch.cuda.synchronize()
             start = time.perf_counter()
-            restore.restore_faces(model, faces, 0.5, device="cuda", batch_size=args.batch, bf16=bf16)
+            restore.restore_faces(model, faces, 0.5, device="cuda", batch_size=args.batch, precision=precision)
             torch.cuda.synchronize()
             fps = len(faces) / (time.perf_counter() - start)
-            print(f"restore_faces channels_last={channels_last!s:<6}bf16={bf16!s:<6}: {fps:8.1f} faces/s", flush=True)
+            print(f"restore_faces channels_last={channels_last!s:<6}{precision}: {fps:8.1f} faces/s", flush=True)
     best = max(results, key=results.get)
     net = net.to(memory_format=torch.channels_last if best[0] == "channels_last" else torch.contiguous_format)
     xf = x.contiguous(memory_format=torch.channels_last if best[0] == "channels_last" else torch.contiguous_format)

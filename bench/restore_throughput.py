@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from codeformer.restore import restore_faces  # noqa: E402
-from codeformer.runtime import autocast_dtype, resolve_device  # noqa: E402
+from codeformer.runtime import resolve_device, use_bf16  # noqa: E402
 
 from common import random_codeformer  # noqa: E402
 
@@ -56,24 +56,26 @@ def main() -> None:
     model = random_codeformer()
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.faces, 512, 512, 3), dtype=np.uint8)
-    modes = [("fp32", False)] + ([("bf16", True)] if autocast_dtype(device) is not None else [])
+    # bf16 where the device runs it natively (CUDA with bf16, CPUs with AMX/AVX512-BF16)
+    native_bf16 = use_bf16(device) or use_bf16(device, auto_on_cpu=True)
+    modes = ["fp32"] + (["bf16"] if native_bf16 else [])
     rows = []
 
     loop_n = args.loop_faces or min(args.faces, 16)
-    restore_faces(model, faces[:1], 0.5, device=device, bf16=False)  # warm-up
-    t = timed(lambda: [restore_faces(model, faces[i : i + 1], 0.5, device=device, bf16=False) for i in range(loop_n)], device)
+    restore_faces(model, faces[:1], 0.5, device=device, precision="fp32")  # warm-up
+    t = timed(lambda: [restore_faces(model, faces[i : i + 1], 0.5, device=device, precision="fp32") for i in range(loop_n)], device)
     baseline = loop_n / t
     rows.append({"mode": "fp32 loop (1 face/call)", "batch": 1, "faces": loop_n, "seconds": t, "faces_per_s": baseline})
 
-    for name, bf16 in modes:
+    for name in modes:
         for batch in [int(b) for b in args.batches.split(",")]:
             n = max(batch, (args.faces // batch) * batch)
             if n > len(faces):
                 continue
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            restore_faces(model, faces[:batch], 0.5, device=device, batch_size=batch, bf16=bf16)  # warm-up
-            t = timed(lambda: restore_faces(model, faces[:n], 0.5, device=device, batch_size=batch, bf16=bf16), device)
+            restore_faces(model, faces[:batch], 0.5, device=device, batch_size=batch, precision=name)  # warm-up
+            t = timed(lambda: restore_faces(model, faces[:n], 0.5, device=device, batch_size=batch, precision=name), device)
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
             rows.append({"mode": name, "batch": batch, "faces": n, "seconds": t, "faces_per_s": n / t,
                          "speedup_vs_loop": n / t / baseline, "peak_gib": peak})

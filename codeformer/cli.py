@@ -26,7 +26,7 @@ import numpy as np
 
 from . import model_store
 from .image_io import ImageReadError, collect_inputs, read_image, write_image
-from .runtime import OutOfMemory, resolve_device
+from .runtime import PRECISIONS, OutOfMemory, resolve_device
 from .upsample import DEFAULT_TILE
 
 log = logging.getLogger("codeformer")
@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
     r.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"upscaler tile size in px (0 = whole image; default {DEFAULT_TILE}, as the official code)")
-    r.add_argument("--batch-size", type=int, default=8, help="faces per CodeFormer batch")
+    r.add_argument("--batch-size", type=int, default=None,
+                   help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 8 on CPU)")
+    r.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX/"
+                        "AVX512-BF16, else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
     _common(r)
@@ -132,7 +136,7 @@ def run_restore(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     models = Models(args.models_dir, args.offline)
     codeformer = model_store.load_codeformer(models.path("codeformer.pth", "facerestore_models"))
-    codeformer = dataclasses.replace(codeformer, compile=args.compile)
+    codeformer = dataclasses.replace(codeformer, compile=args.compile, precision=args.precision)
     args.output.mkdir(parents=True, exist_ok=True)
     if args.aligned:
         for path in inputs:
@@ -153,7 +157,8 @@ def run_restore(args: argparse.Namespace) -> int:
         results, faces, crops, restored = restore_images(
             [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
             fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
-            face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device)
+            face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
+            precision=args.precision)
         log.info("%s: %d face(s)", path.name, len(faces))
         _write(results[0].image, args.output / f"{path.stem}.png", inputs)
         if args.save_faces:

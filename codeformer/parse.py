@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .runtime import run_in_batches
+from .runtime import memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, FaceParser
 
 # ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
@@ -24,18 +24,24 @@ def parse_masks(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
+    precision: str = "auto",
     check_interrupt: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
-    """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size)."""
-    net = parser.module.to(device).eval()
+    """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size).
+
+    ``precision`` as in ``runtime.use_bf16``: ``auto`` keeps the CPU in fp32 (class picks near ties would flip).
+    """
+    bf16 = use_bf16(device, precision)
+    fmt = memory_format(device, precision)
+    net = parser.module.to(device).eval().to(memory_format=fmt)
     labels: list[np.ndarray | None] = [None] * len(faces)
 
     def run(batch: list[int]) -> None:
         x = np.stack([_as_512(faces[i]) for i in batch]).astype(np.float32) / 255.0
-        t = torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
-        with torch.inference_mode():
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).to(device).contiguous(memory_format=fmt)
+        with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             out = net((t - 0.5) / 0.5)[0]
-        classes = out.argmax(dim=1).cpu().numpy()
+        classes = out.float().argmax(dim=1).cpu().numpy()
         for i, c in zip(batch, classes):
             labels[i] = c
 

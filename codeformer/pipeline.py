@@ -111,6 +111,7 @@ def paste_back(
     feather: float = 1.0,
     tile: int = DEFAULT_TILE,
     device: torch.device | str = "cpu",
+    precision: str = "auto",
     check_interrupt: Callable[[], None] | None = None,
     canvases: Sequence[np.ndarray | None] | None = None,
 ) -> list[PasteResult]:
@@ -152,11 +153,12 @@ def paste_back(
                 check_interrupt()
             img = restored[position]
             if _upsample_this(face_upsample, face_upscaler, face, s):
-                img = upscale_image(face_upscaler, img, s, tile=tile, device=device, check_interrupt=check_interrupt)
+                img = upscale_image(face_upscaler, img, s, tile=tile, device=device, precision=precision,
+                                    check_interrupt=check_interrupt)
             to_paste.append((face, img))
         masks: list[np.ndarray | None] = [None] * len(to_paste)
         if parser is not None:
-            masks = list(parse_masks(parser, [img for _, img in to_paste], device=device,
+            masks = list(parse_masks(parser, [img for _, img in to_paste], device=device, precision=precision,
                                      check_interrupt=check_interrupt))
         placements = [FacePlacement(img, face.inverse, mask) for (face, img), mask in zip(to_paste, masks)]
         image, mask = paste_faces(work_bg, placements, s, visibility=visibility, feather=feather)
@@ -180,12 +182,13 @@ def upscale_backgrounds(
     *,
     tile: int = DEFAULT_TILE,
     device: torch.device | str = "cpu",
+    precision: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
     """Each image upscaled to exactly ``round(W*scale) x round(H*scale)`` (model, else bilinear)."""
-    return [upscale_image(upscaler, img, scale, tile=tile, device=device, on_progress=on_progress,
-                          check_interrupt=check_interrupt) for img in images]
+    return [upscale_image(upscaler, img, scale, tile=tile, device=device, precision=precision,
+                          on_progress=on_progress, check_interrupt=check_interrupt) for img in images]
 
 
 def restore_images(
@@ -203,26 +206,29 @@ def restore_images(
     visibility: float = 1.0,
     feather: float = 1.0,
     tile: int = DEFAULT_TILE,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    precision: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> tuple[list[PasteResult], Faces, np.ndarray, np.ndarray]:
     """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces.
 
+    ``precision`` (``runtime.use_bf16``) applies to every network; default: ``codeformer.precision``.
     ``on_progress(done, total)`` counts restored faces.
     """
     faces, crops = find_faces(detector, images, options, device=device, check_interrupt=check_interrupt)
+    precision = codeformer.precision if precision is None else precision
     restored = restore_found_faces(codeformer, faces, crops, fidelity, device=device, batch_size=batch_size,
-                                   on_progress=on_progress, check_interrupt=check_interrupt)
+                                   precision=precision, on_progress=on_progress, check_interrupt=check_interrupt)
     bg_model = upscaler if background_enhance else None
-    backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device,
+    backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device, precision=precision,
                                       check_interrupt=check_interrupt)
     canvases = None if bg_model is not None else \
         [plain_canvas(img, upscale) if faces.for_image(i) else None for i, img in enumerate(images)]
     results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
                          face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
-                         device=device, check_interrupt=check_interrupt, canvases=canvases)
+                         device=device, precision=precision, check_interrupt=check_interrupt, canvases=canvases)
     return results, faces, crops, restored
 
 

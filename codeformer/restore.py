@@ -10,14 +10,13 @@ import numpy as np
 import torch
 
 from .image import GRAY_THRESHOLD, match_color, to_gray3
-from .runtime import autocast_dtype, run_in_batches
+from .runtime import auto_batch_size, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel
 
 log = logging.getLogger(__name__)
 
-# Measured on an H200 (bench/profile_restore.py): CodeFormer is bound by its GroupNorm/swish passes, and NHWC
-# added format conversions (84 vs 105 faces/s for the network alone), so tensors stay NCHW.
-CHANNELS_LAST_ON_CUDA = False
+# Faces copied to the device (and back) together: 256 crops are ~200 MB each way as uint8.
+TRANSFER_CHUNK = 256
 Progress = Callable[[int, int], None]
 Interrupt = Callable[[], None]
 
@@ -28,8 +27,8 @@ def restore_faces(
     fidelity: float | Sequence[float] = 0.5,
     *,
     device: torch.device | str = "cpu",
-    batch_size: int = 8,
-    bf16: bool | None = None,
+    batch_size: int | None = None,
+    precision: str | None = None,
     gray: Sequence[bool] | None = None,
     on_progress: Progress | None = None,
     check_interrupt: Interrupt | None = None,
@@ -39,7 +38,9 @@ def restore_faces(
     Args:
         faces: ``[N, H, W, 3]`` RGB, uint8 0..255 or float 0..1; other sizes than 512 are resized (bilinear).
         fidelity: ``w`` in [0, 1] (0 = quality, 1 = fidelity to the input), one value or one per face.
-        bf16: autocast in bfloat16; default: on for CUDA devices that support it (never fp16).
+        batch_size: faces per network call; default: from free device memory (``runtime.auto_batch_size``).
+        precision: ``auto`` (bf16 autocast on CUDA devices that support it, else fp32 in the fastest layout),
+            ``fp32`` (the official arithmetic, bit-identical) or ``bf16``; default: ``model.precision``.
         gray: per-face grayscale flags (official ``is_gray`` of the source); default: measured on each face.
     Returns:
         ``[N, 512, 512, 3]`` RGB uint8.
@@ -52,33 +53,44 @@ def restore_faces(
         return out
     gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
     device = torch.device(device)
-    use_bf16 = autocast_dtype(device) is not None if bf16 is None else bf16
-    fmt = torch.channels_last if device.type == "cuda" and CHANNELS_LAST_ON_CUDA else torch.contiguous_format
+    precision = model.precision if precision is None else precision
+    bf16 = use_bf16(device, precision)
+    fmt = memory_format(device, precision)
     net = _network(model, device, fmt)
+    if batch_size is None:
+        batch_size = auto_batch_size(device, bf16)
     done = 0
-    # Faces with the same fidelity share a batch (the network takes one weight per call).
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        if on_progress is not None:
+            on_progress(done, n)
+
+    # Faces with the same fidelity share a batch (the network takes one weight per call). Each chunk of faces goes
+    # to the device in one copy and comes back in one, so batches run back to back without host round trips.
     for w in sorted(set(weights)):
         idx = [i for i in range(n) if weights[i] == w]
-
-        def run(batch: list[int]) -> None:
-            # uint8 travels to the device as is and is scaled there: (x / 255 - 0.5) / 0.5, as the official code
-            x = torch.from_numpy(np.stack([crops[i] for i in batch])).to(device).permute(0, 3, 1, 2)
+        for start in range(0, len(idx), TRANSFER_CHUNK):
+            chunk = idx[start : start + TRANSFER_CHUNK]
+            # uint8 travels as is and is scaled on the device: (x / 255 - 0.5) / 0.5, as the official code
+            x_all = torch.from_numpy(_stack([crops[i] for i in chunk])).to(device).permute(0, 3, 1, 2)
             if gray is None:  # official is_gray, measured on the device
-                for i, flag in zip(batch, _gray_flags(x)):
+                for i, flag in zip(chunk, _gray_flags(x_all)):
                     gray_flags[i] = flag
-            x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                y = net((x - 0.5) / 0.5, weight=w)[0]
-            y = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8)
-            out[batch] = y.permute(0, 2, 3, 1).cpu().numpy()
+            y_all = torch.empty((len(chunk), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=device)
 
-        def progress(count: int) -> None:
-            nonlocal done
-            done += count
-            if on_progress is not None:
-                on_progress(done, n)
+            def run(batch: list[int]) -> None:
+                rows = slice(batch[0], batch[-1] + 1)
+                x = x_all[rows]
+                x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    y = net((x - 0.5) / 0.5, weight=w)[0]
+                y_all[rows] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
-        run_in_batches(run, idx, batch_size, on_done=progress, check_interrupt=check_interrupt, what="CodeFormer")
+            run_in_batches(run, list(range(len(chunk))), batch_size, on_done=progress,
+                           check_interrupt=check_interrupt, what="CodeFormer")
+            out[chunk] = y_all.cpu().numpy()
     for i in range(n):
         if gray_flags[i]:
             out[i] = restore_gray(out[i], _to_uint8(crops[i]))
@@ -107,12 +119,15 @@ def restore_gray(restored: np.ndarray, crop: np.ndarray) -> np.ndarray:
     return np.clip(face, 0, 255).round().astype(np.uint8)
 
 
-def _gray_flags(x: torch.Tensor) -> list[bool]:
-    """Official ``is_gray`` for a batch ``[B, 3, H, W]`` (uint8 or 0..1 floats)."""
-    c = (x.to(torch.float64) * 255.0).round() if x.is_floating_point() else x.to(torch.float64)
-    pairs = ((0, 1), (1, 2), (2, 0))
-    spread = sum((c[:, a] - c[:, b]).var(dim=(1, 2), unbiased=False) for a, b in pairs) / 3.0
-    return [bool(v) for v in (spread <= GRAY_THRESHOLD).cpu()]
+def _gray_flags(x: torch.Tensor, step: int = 16) -> list[bool]:
+    """Official ``is_gray`` for a batch ``[B, 3, H, W]`` (uint8 or 0..1 floats), ``step`` faces of float64 at a time."""
+    flags = []
+    for part in x.split(step):
+        c = (part.to(torch.float64) * 255.0).round() if part.is_floating_point() else part.to(torch.float64)
+        pairs = ((0, 1), (1, 2), (2, 0))
+        spread = sum((c[:, a] - c[:, b]).var(dim=(1, 2), unbiased=False) for a, b in pairs) / 3.0
+        flags += [bool(v) for v in (spread <= GRAY_THRESHOLD).cpu()]
+    return flags
 
 
 def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
@@ -137,6 +152,13 @@ def _as_512(face: np.ndarray) -> np.ndarray:
     if face.shape[:2] != (FACE_SIZE, FACE_SIZE):
         face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(face)
+
+
+def _stack(crops: list[np.ndarray]) -> np.ndarray:
+    """Crops from ``_as_512`` as one array: uint8 when all are, else float32 0..1."""
+    if all(c.dtype == np.uint8 for c in crops):
+        return np.stack(crops)
+    return np.stack([c.astype(np.float32) / 255.0 if c.dtype == np.uint8 else c for c in crops])
 
 
 def _to_uint8(face: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ class CodeFormerModel:
 
     descriptor: object = field(repr=False)
     path: Path
+    precision: str = "auto"  # auto | fp32 | bf16 (runtime.use_bf16)
     compile: bool = False  # torch.compile the network on CUDA (first run per device and fidelity value: ~1 min)
     compiled: dict = field(default_factory=dict, repr=False, compare=False)  # device -> compiled network
 

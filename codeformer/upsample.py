@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from .runtime import OutOfMemory, autocast_dtype, empty_cache, is_oom
+from .runtime import OutOfMemory, empty_cache, is_oom, memory_format, use_bf16
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def upscale_image(
     *,
     tile: int = DEFAULT_TILE,
     device: torch.device | str = "cpu",
-    bf16: bool | None = None,
+    precision: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> np.ndarray:
@@ -42,13 +42,17 @@ def upscale_image(
     With a spandrel ``ImageModelDescriptor`` the model runs at its own scale (tiles of ``tile`` px with 40 px of
     context, as the official RealESRGANer; ``tile=0`` = whole image; the tile halves on out-of-memory), then the
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
+    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it natively (models that
+    spandrel marks bf16-safe).
     """
     size = target_size(image.shape[:2], scale)
     if model is None:
         return _resize(image, size, cv2.INTER_LINEAR)
     device = torch.device(device)
-    use_bf16 = (autocast_dtype(device) is not None and bool(getattr(model, "supports_bfloat16", False))) if bf16 is None else bf16
-    out = _run_model(model, image, tile, device, use_bf16, on_progress, check_interrupt)
+    bf16 = use_bf16(device, precision, auto_on_cpu=True)
+    if precision == "auto" and not getattr(model, "supports_bfloat16", False):
+        bf16 = False
+    out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt)
     return _resize(out, size, cv2.INTER_LANCZOS4)
 
 
@@ -58,12 +62,12 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
     return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
 
 
-def _run_model(model, image, tile, device, use_bf16, on_progress, check_interrupt) -> np.ndarray:
-    net = model.model.to(device).eval()  # type: ignore[attr-defined]
+def _run_model(model, image, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:
+    net = model.model.to(device).eval().to(memory_format=fmt)  # type: ignore[attr-defined]
     while True:
         try:
             scale = int(model.scale)  # type: ignore[attr-defined]
-            return _tiled(net, image, scale, tile, device, use_bf16, on_progress, check_interrupt)
+            return _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt)
         except Exception as error:  # noqa: BLE001 - only OOM is retried
             if not is_oom(error):
                 raise
@@ -80,7 +84,7 @@ def _run_model(model, image, tile, device, use_bf16, on_progress, check_interrup
 
 
 @torch.inference_mode()
-def _tiled(net, image, scale, tile, device, use_bf16, on_progress, check_interrupt) -> np.ndarray:
+def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:
     """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept.
 
     ``image`` (H, W, C) uint8 -> (H*scale, W*scale, C) uint8. Memory stays bounded for large images: tiles are
@@ -101,8 +105,8 @@ def _tiled(net, image, scale, tile, device, use_bf16, on_progress, check_interru
             px0, py0 = max(x0 - TILE_PAD, 0), max(y0 - TILE_PAD, 0)
             px1, py1 = min(x1 + TILE_PAD, w), min(y1 + TILE_PAD, h)
             part = torch.from_numpy(image[py0:py1, px0:px1].astype(np.float32) / 255.0)
-            part = part.permute(2, 0, 1).unsqueeze(0).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            part = part.permute(2, 0, 1).unsqueeze(0).to(device).contiguous(memory_format=fmt)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 result = net(part)
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
             result = result[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]

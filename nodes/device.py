@@ -7,13 +7,16 @@ import logging
 from collections.abc import Callable, Iterator
 
 import comfy.model_management as mm
+import comfy.model_patcher
 import comfy.utils
 import torch
 
 log = logging.getLogger(__name__)
 
-# Room for activations on top of the weights when asking ComfyUI to free GPU memory.
-WORKING_MEMORY = 1024**3
+# Room for activations on top of the weights when asking ComfyUI to free GPU memory (CodeFormer: ~0.5 GiB a face
+# in bf16; batches shrink to what is free and halve on out-of-memory).
+WORKING_MEMORY = 2 * 1024**3
+_PATCHER_ATTR = "_comfy_model_patcher"
 
 
 def check_interrupt() -> None:
@@ -39,20 +42,28 @@ def output_device() -> torch.device:
     return torch.device(mm.intermediate_device())
 
 
+def _patcher(module: torch.nn.Module, device: torch.device) -> comfy.model_patcher.ModelPatcher:
+    """The ModelPatcher that lets ComfyUI load and offload ``module``: one per network and device, kept on the
+    module itself so that every run hands ComfyUI the same model (it tracks loaded models by patcher identity)."""
+    patcher = module.__dict__.get(_PATCHER_ATTR)
+    if patcher is None or patcher.load_device != device:
+        patcher = comfy.model_patcher.ModelPatcher(module, load_device=device, offload_device=mm.unet_offload_device())
+        module.__dict__[_PATCHER_ATTR] = patcher
+    return patcher
+
+
 @contextlib.contextmanager
 def running_on_device(*modules: torch.nn.Module | None) -> Iterator[torch.device]:
-    """Yield ComfyUI's torch device for ``modules``; afterwards move them back to the CPU and empty the cache.
+    """Yield ComfyUI's torch device with ``modules`` loaded on it through ComfyUI's memory management.
 
-    Before the run, ComfyUI-managed models are unloaded as needed to make room for these networks.
+    ``load_models_gpu`` frees room by offloading other models (checkpoints, our own) as needed; our networks then
+    stay on the device between runs until ComfyUI needs the memory for something else (or ``Unload models``).
+    Whole networks are loaded (``force_full_load``): their layers are plain torch modules, not ComfyUI's
+    low-VRAM-capable ones.
     """
     device = torch.device(mm.get_torch_device())
     used = [m for m in modules if m is not None]
-    if device.type != "cpu" and used:
-        mm.free_memory(sum(mm.module_size(m) for m in used) + WORKING_MEMORY, device)
-    try:
-        yield device
-    finally:
-        if device.type != "cpu":
-            for module in used:
-                module.to("cpu")
-            mm.soft_empty_cache()
+    if used:
+        mm.load_models_gpu([_patcher(m, device) for m in used], memory_required=WORKING_MEMORY,
+                           force_full_load=True)
+    yield device

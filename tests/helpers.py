@@ -25,7 +25,8 @@ def psnr(a, b) -> float:
 
 
 class FakeCodeFormer(torch.nn.Module):
-    """Stands in for CodeFormer: ``forward(x, weight) -> (out, None, None)`` in [-1, 1], recording batch sizes.
+    """Stands in for CodeFormer: ``forward(x, weight) -> (out, None, None)`` in [-1, 1], recording batch sizes,
+    whether bf16 autocast was on and whether the input was channels_last.
 
     ``shift`` adds colour (R up, B down) so that gray handling is visible; ``oom_above`` raises
     ``torch.OutOfMemoryError`` for batches larger than that.
@@ -36,9 +37,13 @@ class FakeCodeFormer(torch.nn.Module):
         self.shift = shift
         self.oom_above = oom_above
         self.batches: list[int] = []
+        self.autocast: list[bool] = []
+        self.channels_last: list[bool] = []
 
     def forward(self, x: torch.Tensor, weight: float = 0.5, **kwargs: object):
         self.batches.append(int(x.shape[0]))
+        self.autocast.append(torch.is_autocast_enabled(x.device.type))
+        self.channels_last.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
         if self.oom_above is not None and x.shape[0] > self.oom_above:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
         out = x.clone()
@@ -47,9 +52,10 @@ class FakeCodeFormer(torch.nn.Module):
         return out, None, None
 
 
-def fake_model(**kwargs: object) -> CodeFormerModel:
+def fake_model(precision: str = "auto", **kwargs: object) -> CodeFormerModel:
     """A CodeFormerModel whose network is a FakeCodeFormer."""
-    return CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)), path=Path("fake.pth"))
+    return CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)), path=Path("fake.pth"),
+                           precision=precision)
 
 
 def many_boxes_detector(path: Path) -> Path:

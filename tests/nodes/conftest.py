@@ -94,7 +94,8 @@ def _make_comfy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]
     mm = types.ModuleType("comfy.model_management")
     mm.torch_device = torch.device("cpu")  # tests may point this at cuda
     mm.interrupt_processing = False
-    mm.calls = []  # ("free_memory" | "soft_empty_cache", ...) for assertions
+    mm.calls = []  # ("free_memory" | "soft_empty_cache" | "load_models_gpu", ...) for assertions
+    mm.current_loaded_models = []  # ModelPatchers, most recently loaded first (the real list holds LoadedModels)
 
     class InterruptProcessingException(Exception):
         pass
@@ -115,8 +116,24 @@ def _make_comfy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]
         return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
 
     def free_memory(memory_required, device, keep_loaded=[]):  # noqa: B006 (the real signature)
+        """Unloads every other loaded model on ``device`` to its offload device (the real one stops when enough
+        memory is free)."""
         mm.calls.append(("free_memory", memory_required, device))
-        return []
+        unloaded = [p for p in mm.current_loaded_models if p.load_device == device and p not in keep_loaded]
+        for patcher in unloaded:
+            patcher.model.to(patcher.offload_device)
+            mm.current_loaded_models.remove(patcher)
+        return unloaded
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        """Loads each patcher's model onto its load device; an already loaded patcher (same object) stays."""
+        mm.calls.append(("load_models_gpu", list(models), memory_required, force_full_load))
+        for patcher in models:
+            patcher.model.to(patcher.load_device)
+            if patcher in mm.current_loaded_models:
+                mm.current_loaded_models.remove(patcher)
+            mm.current_loaded_models.insert(0, patcher)
 
     def interrupt_current_processing(value=True):
         mm.interrupt_processing = value
@@ -130,7 +147,8 @@ def _make_comfy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]
             raise InterruptProcessingException()
 
     for obj in (InterruptProcessingException, get_torch_device, intermediate_device, unet_offload_device,
-                soft_empty_cache, module_size, free_memory, interrupt_current_processing, processing_interrupted,
+                soft_empty_cache, module_size, free_memory, load_models_gpu, interrupt_current_processing,
+                processing_interrupted,
                 throw_exception_if_processing_interrupted):
         setattr(mm, obj.__name__, obj)
 
@@ -158,15 +176,31 @@ def _make_comfy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]
             self.update_absolute(self.current + value)
 
     utils.ProgressBar = ProgressBar
+
+    patcher_module = types.ModuleType("comfy.model_patcher")
+
+    class ModelPatcher:
+        """The parts of comfy.model_patcher.ModelPatcher that plain torch modules use."""
+
+        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+            self.model = model
+            self.load_device = load_device
+            self.offload_device = offload_device
+            self.size = size or module_size(model)
+            if not hasattr(model, "device"):
+                model.device = offload_device
+
+    patcher_module.ModelPatcher = ModelPatcher
     comfy.model_management = mm
     comfy.utils = utils
-    return comfy, mm, utils
+    comfy.model_patcher = patcher_module
+    return comfy, mm, utils, patcher_module
 
 
 folder_paths = _make_folder_paths()
-comfy, model_management, comfy_utils = _make_comfy()
+comfy, model_management, comfy_utils, model_patcher = _make_comfy()
 sys.modules.update({"folder_paths": folder_paths, "comfy": comfy, "comfy.model_management": model_management,
-                    "comfy.utils": comfy_utils})
+                    "comfy.utils": comfy_utils, "comfy.model_patcher": model_patcher})
 
 # The stub's state is complete before anything imports the pack: pytest itself imports the repo's __init__.py
 # (the repo root is a package) before any fixture runs. The model files are linked in by `comfy_models`.
@@ -246,6 +280,9 @@ def _reset_stubs():
     logging.getLogger(PACK_NAME).setLevel(logging.INFO)
     yield
     model_management.interrupt_processing = False
+    for patcher in model_management.current_loaded_models:  # ComfyUI's "unload models": back to the CPU
+        patcher.model.to(patcher.offload_device)
+    model_management.current_loaded_models.clear()
 
 
 def _load_photo(name: str, size: tuple[int, int] | None = None,

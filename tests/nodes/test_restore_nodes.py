@@ -177,6 +177,26 @@ def test_background_upsample_sizes_and_tiles(nodes, models, as_image):
     assert torch.equal(image, before)
 
 
+def test_models_are_loaded_through_comfy_memory_management(nodes, models, as_image):
+    """Every run hands ComfyUI the same ModelPatcher per network (ComfyUI tracks loaded models by patcher), whole
+    (plain torch layers cannot be partly loaded), with room for activations; nothing is moved back afterwards."""
+    mm = comfy.model_management
+    image = as_image(np.full((20, 24, 3), 128, np.uint8))
+    runs = []
+    for _ in range(2):
+        mm.calls.clear()
+        nodes["CodeFormerBackgroundUpsample"]().upsample(image, 2.0, 0, upscale_model=models["upscaler"])
+        nodes["CodeFormerFaceDetect"]().detect(image, models["detector"], **DETECT)
+        loads = [c for c in mm.calls if c[0] == "load_models_gpu"]
+        assert [len(c[1]) for c in loads] == [1, 1]
+        assert all(c[2] >= 2**30 and c[3] is True for c in loads)
+        runs.append([c[1][0] for c in loads])
+    (up_patcher, det_patcher), second = runs
+    assert second[0] is up_patcher and second[1] is det_patcher
+    assert up_patcher.model is models["upscaler"].model and det_patcher.model is models["detector"].module
+    assert up_patcher.load_device == torch.device("cpu") and mm.current_loaded_models[:2] == [det_patcher, up_patcher]
+
+
 def test_wiring_errors_name_the_fix(nodes, models, graphs, source):
     two = torch.cat([graphs["crops"], graphs["crops"]])
     with pytest.raises(ValueError, match="same CodeFormer Face Detect"):
@@ -192,8 +212,9 @@ def test_wiring_errors_name_the_fix(nodes, models, graphs, source):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_runs_on_gpu_and_gives_models_back(nodes, models, graphs, source):
-    comfy.model_management.torch_device = torch.device("cuda")
+def test_runs_on_gpu_and_models_stay_until_comfy_frees_memory(nodes, models, graphs, source):
+    mm = comfy.model_management
+    mm.torch_device = torch.device("cuda")
     faces, crops, _, count = nodes["CodeFormerFaceDetect"]().detect(source, models["detector"], **DETECT)
     assert count == 1 and crops.device.type == "cpu"
     (restored,) = nodes["CodeFormerRestore"]().restore(models["codeformer"], crops, FIDELITY, detected_faces=faces)
@@ -203,8 +224,8 @@ def test_runs_on_gpu_and_gives_models_back(nodes, models, graphs, source):
     assert image.device.type == "cpu" and image.shape == graphs["image"].shape
     # bf16 autocast on the GPU: close to, not equal to, the CPU result
     assert float((image - graphs["image"]).abs().mean()) < 0.05
-    for module in (models["codeformer"].module, models["detector"].module, models["parser"].module,
-                   models["upscaler"].model):
-        assert next(module.parameters()).device.type == "cpu"
-    assert any(c[0] == "free_memory" for c in comfy.model_management.calls)
-    assert ("soft_empty_cache",) in comfy.model_management.calls
+    networks = (models["codeformer"].module, models["detector"].module, models["parser"].module,
+                models["upscaler"].model)
+    assert all(next(m.parameters()).device.type == "cuda" for m in networks)  # kept for the next run
+    mm.free_memory(1e30, mm.torch_device)  # what ComfyUI does when a checkpoint needs the room
+    assert all(next(m.parameters()).device.type == "cpu" for m in networks)

@@ -1,0 +1,113 @@
+"""Precision and memory format per device: fp32 exact, bf16 close, ``auto`` picks bf16 only where it is native."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codeformer import model_store, runtime, upsample
+from codeformer.parse import parse_masks
+from codeformer.restore import restore_faces
+from helpers import fake_model
+from weights import realesrgan_state_dict, save_pth
+
+
+@pytest.fixture(scope="module")
+def x4_model(tmp_path_factory):
+    path = save_pth(realesrgan_state_dict(scale=4), tmp_path_factory.mktemp("up") / "x4.pth", wrap="params_ema")
+    return model_store.load_upscaler(path)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return np.random.default_rng(5).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Set whether this CPU counts as running bf16 natively."""
+    def set_native(value: bool) -> None:
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: value)
+    return set_native
+
+
+def test_use_bf16_by_device_and_precision(native_bf16):
+    native_bf16(True)
+    assert not runtime.use_bf16("cpu", "fp32", auto_on_cpu=True)
+    assert runtime.use_bf16("cpu", "bf16")
+    assert runtime.use_bf16("cpu", "auto", auto_on_cpu=True)
+    assert not runtime.use_bf16("cpu", "auto")  # CodeFormer and ParseNet stay fp32 on the CPU
+    assert not runtime.use_bf16("mps", "bf16")
+    native_bf16(False)
+    assert not runtime.use_bf16("cpu", "auto", auto_on_cpu=True)
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        runtime.use_bf16("cpu", "fp16")
+
+
+def test_memory_format_is_channels_last_on_cpu_except_for_fp32():
+    assert runtime.memory_format("cpu") == runtime.memory_format("cpu", "bf16") == torch.channels_last
+    assert runtime.memory_format("cpu", "fp32") == torch.contiguous_format  # the official arithmetic
+    assert runtime.memory_format("cuda") == torch.contiguous_format
+
+
+def test_upscaler_auto_follows_native_bf16(x4_model, photo, native_bf16):
+    fp32 = upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="fp32")
+    bf16 = upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="bf16")
+    assert np.abs(bf16.astype(int) - fp32.astype(int)).mean() < 2  # the issue's bf16 bound: < 2/255 mean
+    native_bf16(False)
+    assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), fp32)
+    native_bf16(True)
+    assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), bf16)
+
+
+def test_upscaler_without_bf16_support_stays_fp32(x4_model, photo, native_bf16, monkeypatch):
+    native_bf16(False)
+    fp32 = upsample.upscale_image(x4_model, photo, 4.0, tile=0)
+    native_bf16(True)
+    monkeypatch.setattr(x4_model, "supports_bfloat16", False)
+    assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), fp32)
+
+
+def test_channels_last_upscale_equals_nchw(x4_model, photo, native_bf16):
+    native_bf16(False)  # auto = fp32 in channels_last
+    last = upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="auto")
+    nchw = upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="fp32")
+    assert np.abs(last.astype(int) - nchw.astype(int)).max() <= 1  # float noise can flip a rounding
+
+
+def test_restore_precision_comes_from_the_model(native_bf16):
+    native_bf16(True)
+    faces = np.zeros((1, 512, 512, 3), np.uint8)
+    for precision, bf16, channels_last in (("auto", False, True), ("fp32", False, False), ("bf16", True, True)):
+        model = fake_model(precision=precision)
+        restore_faces(model, faces)
+        assert model.module.autocast == [bf16] and model.module.channels_last == [channels_last], precision
+    model = fake_model(precision="bf16")
+    restore_faces(model, faces, precision="fp32")  # an explicit precision wins
+    assert model.module.autocast == [False]
+
+
+def test_parser_auto_is_fp32_on_cpu(models, native_bf16):
+    native_bf16(True)
+    face = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    auto = parse_masks(models.parser, [face])[0]
+    fp32 = parse_masks(models.parser, [face], precision="fp32")[0]
+    assert np.array_equal(auto, fp32)
+
+
+def test_auto_batch_size_from_free_memory(monkeypatch):
+    assert runtime.auto_batch_size("cpu", bf16=False) == runtime.CPU_BATCH
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * gib)
+    assert runtime.auto_batch_size("cuda", bf16=True) == int(7 * gib // runtime.FACE_WORKING_BYTES[True])
+    assert runtime.auto_batch_size("cuda", bf16=False) == int(7 * gib // runtime.FACE_WORKING_BYTES[False])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (200 * gib, 200 * gib))
+    assert runtime.auto_batch_size("cuda", bf16=True) == runtime.MAX_AUTO_BATCH
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (0, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    assert runtime.auto_batch_size("cuda", bf16=True) == 1
