@@ -2,7 +2,7 @@
 
     python bench/pipeline.py IMAGE [--fidelity 0.5] [--upscale 2] [--background-enhance] [--face-upsample]
         [--face-upsample-mode auto|always] [--detector retinaface_mobile0.25] [--models-dir DIR] [--device auto]
-        [--precision auto|fp32|bf16] [--repeat 1] [--json out.json]
+        [--precision auto|fp32|bf16] [--no-native-bf16] [--repeat 1] [--json out.json]
 
 Models come from --models-dir (e.g. the official harness's random weights laid out as facerestore_models/,
 facedetection/, upscale_models/); without it, random weights in the official formats are built in a temp folder
@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codeformer import model_store, pipeline  # noqa: E402
+from codeformer import model_store, pipeline, runtime  # noqa: E402
 from codeformer.cli import DETECTORS  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--models-dir", type=Path, required=True)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
+    ap.add_argument("--no-native-bf16", action="store_true",
+                    help="time 'auto' as on a CPU without AMX/AVX512-BF16 (upscaler in fp32)")
     ap.add_argument("--tile", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=1)
@@ -69,6 +71,8 @@ def main() -> None:
     args = ap.parse_args()
 
     device = resolve_device(args.device)
+    if args.no_native_bf16:
+        runtime.cpu_has_native_bf16 = lambda: False
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     root = args.models_dir
@@ -108,7 +112,8 @@ def main() -> None:
     total = totals[-1]
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.image.name} {image.shape[1]}x{image.shape[0]}, {len(faces)} faces, -w {args.fidelity} -s {args.upscale}"
-          f" background_enhance={args.background_enhance} face_upsample={mode} precision={args.precision} on {card}")
+          f" background_enhance={args.background_enhance} face_upsample={mode} precision={args.precision}"
+          f"{' (as without native bf16)' if args.no_native_bf16 else ''} on {card}")
     print(f"{'stage':<16}{'seconds':>10}")
     for name in ("detect+align", "restore", "parse", "background", "face_upsample", "paste"):
         print(f"{name:<16}{stages.get(name, 0.0):>10.3f}")

@@ -9,6 +9,7 @@ Prints a table and writes JSON. On CPU keep --faces small (each face costs ~810 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -47,6 +48,10 @@ def main() -> None:
     ap.add_argument("--batches", default="1,4,16,64")
     ap.add_argument("--faces", type=int, default=64, help="faces per measurement")
     ap.add_argument("--loop-faces", type=int, default=0, help="faces for the one-at-a-time loop (default: --faces, max 16)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time restore_faces with the torch.compile'd network (bf16, batch --compile-batch; "
+                         "the first call compiles for about a minute and is not timed)")
+    ap.add_argument("--compile-batch", type=int, default=32)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -67,26 +72,36 @@ def main() -> None:
     baseline = loop_n / t
     rows.append({"mode": "fp32 loop (1 face/call)", "batch": 1, "faces": loop_n, "seconds": t, "faces_per_s": baseline})
 
+    def measure(name: str, batch: int | None, precision: str, n: int) -> None:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        restore_faces(model, faces[: batch or 1], 0.5, device=device, batch_size=batch, precision=precision)  # warm-up
+        t = timed(lambda: restore_faces(model, faces[:n], 0.5, device=device, batch_size=batch, precision=precision),
+                  device)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+        rows.append({"mode": name, "batch": batch or "auto", "faces": n, "seconds": t, "faces_per_s": n / t,
+                     "speedup_vs_loop": n / t / baseline, "peak_gib": peak})
+
     for name in modes:
         for batch in [int(b) for b in args.batches.split(",")]:
             n = max(batch, (args.faces // batch) * batch)
             if n > len(faces):
                 continue
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            restore_faces(model, faces[:batch], 0.5, device=device, batch_size=batch, precision=name)  # warm-up
-            t = timed(lambda: restore_faces(model, faces[:n], 0.5, device=device, batch_size=batch, precision=name), device)
-            peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-            rows.append({"mode": name, "batch": batch, "faces": n, "seconds": t, "faces_per_s": n / t,
-                         "speedup_vs_loop": n / t / baseline, "peak_gib": peak})
+            measure(name, batch, name, n)
+
+    best = modes[-1]
+    measure(f"{best} (batch from free memory)", None, best, len(faces))
+    if args.compile:
+        model = dataclasses.replace(model, compile=True, compiled={})
+        measure("bf16 + torch.compile", args.compile_batch, "bf16", len(faces))
 
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"CodeFormer 512px throughput on {card}, torch {torch.__version__}")
-    print(f"{'mode':<26}{'batch':>6}{'faces':>7}{'seconds':>10}{'faces/s':>10}{'x loop':>8}{'peak GiB':>10}")
+    print(f"{'mode':<34}{'batch':>6}{'faces':>7}{'seconds':>10}{'faces/s':>10}{'x loop':>8}{'peak GiB':>10}")
     for r in rows:
         peak = f"{r['peak_gib']:.2f}" if r.get("peak_gib") is not None else "-"
         speed = f"{r['speedup_vs_loop']:.1f}" if "speedup_vs_loop" in r else "1.0"
-        print(f"{r['mode']:<26}{r['batch']:>6}{r['faces']:>7}{r['seconds']:>10.2f}{r['faces_per_s']:>10.2f}{speed:>8}{peak:>10}")
+        print(f"{r['mode']:<34}{r['batch']:>6}{r['faces']:>7}{r['seconds']:>10.2f}{r['faces_per_s']:>10.2f}{speed:>8}{peak:>10}")
     if args.json:
         args.json.write_text(json.dumps({"device": card, "torch": torch.__version__, "rows": rows}, indent=2))
 

@@ -130,7 +130,8 @@ def paste_back(
     if len(restored) != len(faces):
         raise ValueError(f"{len(restored)} restored face(s) for {len(faces)} detected face(s); "
                          "connect the restored crops of these FACES")
-    results = []
+    # 1) per image: its paste canvas and the faces to paste (face-upsampled where asked)
+    jobs: list[tuple[np.ndarray, float, list[tuple[Face, np.ndarray]]] | None] = []
     for index, bg in enumerate(backgrounds):
         members = faces.for_image(index)
         src_h, src_w = faces.source_sizes[index]
@@ -141,7 +142,7 @@ def paste_back(
                 "not the same picture at another scale; connect the image the faces were detected in, "
                 "or its upscaled version")
         if not members:
-            results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
+            jobs.append(None)
             continue
         work_h, work_w = working_size((src_h, src_w))
         work_bg = canvases[index] if canvases is not None and canvases[index] is not None else \
@@ -156,11 +157,21 @@ def paste_back(
                 img = upscale_image(face_upscaler, img, s, tile=tile, device=device, precision=precision,
                                     check_interrupt=check_interrupt)
             to_paste.append((face, img))
-        masks: list[np.ndarray | None] = [None] * len(to_paste)
-        if parser is not None:
-            masks = list(parse_masks(parser, [img for _, img in to_paste], device=device, precision=precision,
-                                     check_interrupt=check_interrupt))
-        placements = [FacePlacement(img, face.inverse, mask) for (face, img), mask in zip(to_paste, masks)]
+        jobs.append((work_bg, s, to_paste))
+    # 2) the parsing masks of every face of every image, in shared batches
+    pasted = [img for job in jobs if job is not None for _, img in job[2]]
+    masks: list[np.ndarray | None] = [None] * len(pasted)
+    if parser is not None and pasted:
+        masks = list(parse_masks(parser, pasted, device=device, precision=precision, check_interrupt=check_interrupt))
+    # 3) paste
+    next_mask = iter(masks)
+    results = []
+    for bg, job in zip(backgrounds, jobs):
+        if job is None:
+            results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
+            continue
+        work_bg, s, to_paste = job
+        placements = [FacePlacement(img, face.inverse, next(next_mask)) for face, img in to_paste]
         image, mask = paste_faces(work_bg, placements, s, visibility=visibility, feather=feather)
         # small source: back from the working size to the background's size
         results.append(_fit(PasteResult(image, mask), bg.shape[:2]))

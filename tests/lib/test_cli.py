@@ -16,7 +16,7 @@ def test_aligned_mode(models_dir, tmp_path, capsys):
     src.mkdir()
     shutil.copy(IMAGES / "aligned_0240.png", src / "face.png")
     code = main(["restore", str(src), "-o", str(tmp_path / "out"), "--aligned", "--fidelity", "0.7",
-                 "--models-dir", str(models_dir), "--offline", "--device", "cpu"])
+                 "--models-dir", str(models_dir), "--offline", "--device", "cpu", "--precision", "fp32"])
     assert code == 0, capsys.readouterr().err
     out = read_image(tmp_path / "out" / "face.png")
     assert out.shape == (512, 512, 3)
@@ -33,6 +33,24 @@ def test_whole_image_mode(models_dir, tmp_path, capsys):
     assert out.shape == (600, 800, 3)  # input x upscale, although the short side < 512 is processed at 512
     assert (tmp_path / "out" / "faces" / "small_00_crop.png").exists()
     assert (tmp_path / "out" / "faces" / "small_00_restored.png").exists()
+
+
+def test_precision_and_batch_size_reach_the_pipeline(models_dir, tmp_path, monkeypatch):
+    from codeformer import pipeline
+
+    seen = {}
+
+    def fake_restore_images(images, **kwargs):
+        seen.update(kwargs)
+        return [pipeline.PasteResult(images[0].astype(np.float32), np.zeros(images[0].shape[:2]))], [], None, None
+
+    monkeypatch.setattr(pipeline, "restore_images", fake_restore_images)
+    write_image(tmp_path / "flat.png", np.full((64, 80, 3), 128, np.uint8))
+    code = main(["restore", str(tmp_path / "flat.png"), "-o", str(tmp_path / "out"), "--precision", "bf16",
+                 "--batch-size", "3", "--detector", "retinaface_mobile0.25", "--models-dir", str(models_dir),
+                 "--offline", "--device", "cpu"])
+    assert code == 0
+    assert seen["precision"] == "bf16" and seen["codeformer"].precision == "bf16" and seen["batch_size"] == 3
 
 
 def test_no_face_image_is_only_resized(models_dir, tmp_path):

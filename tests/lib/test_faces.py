@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine
 from codeformer.detect import FaceSelectionError, detect_faces, select_faces
 from codeformer.image import to_working
 from codeformer.paste import FacePlacement, paste_faces
 from codeformer.pipeline import DetectOptions, find_faces, paste_back, upscale_backgrounds
+from codeformer.types import FaceParser
 from helpers import psnr, read_rgb
 
 
@@ -88,6 +92,32 @@ def test_batch_equals_images_alone(models):
         positions = [p for p, _ in together.for_image(i)]
         np.testing.assert_array_equal(crops[positions], alone_crops)
         np.testing.assert_array_equal(outs[i].image, paste_back([image], alone, alone_crops)[0].image)
+
+
+class _RecordingParser(torch.nn.Module):
+    """ParseNet stand-in: class 1 (skin) in the middle of the crop, 0 elsewhere; records its batch sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor):
+        self.batches.append(int(x.shape[0]))
+        logits = torch.zeros(x.shape[0], 19, *x.shape[2:])
+        logits[:, 1, 128:384, 128:384] = 1.0
+        return logits, None
+
+
+def test_faces_of_all_images_are_parsed_together(models):
+    images = [read_rgb("whole_00.jpg"), np.full((300, 400, 3), 90, np.uint8), read_rgb("whole_02.png")]
+    faces, crops = find_faces(models.detector, images)
+    parser = FaceParser(module=_RecordingParser(), path=Path("fake_parser.pth"))
+    outs = paste_back(images, faces, crops, parser=parser)
+    assert parser.module.batches == [8]  # 4 + 0 + 4 faces in one ParseNet batch
+    for i in (0, 2):
+        alone, alone_crops = find_faces(models.detector, [images[i]])
+        np.testing.assert_array_equal(outs[i].image, paste_back([images[i]], alone, alone_crops, parser=parser)[0].image)
+    np.testing.assert_array_equal(outs[1].image, images[1].astype(np.float32))
 
 
 def test_no_face_passes_through(models):

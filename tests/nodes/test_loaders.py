@@ -24,6 +24,18 @@ def test_codeformer_pth_and_safetensors(nodes, lib):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_codeformer_precision_and_compile_options(nodes):
+    loader = nodes["CodeFormerModelLoader"]()
+    spec = loader.INPUT_TYPES()["required"]
+    assert list(spec) == ["model_name", "compile_on_gpu", "precision"]  # new widgets last: old workflows still load
+    assert spec["precision"][0] == ["auto", "fp32", "bf16"] and spec["precision"][1]["default"] == "auto"
+    (model,) = loader.load("codeformer.pth", True, "fp32")
+    assert model.precision == "fp32" and model.compile
+    assert loader.load("codeformer.pth")[0].precision == "auto"
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        loader.load("codeformer.pth", False, "fp16")
+
+
 def test_detector_and_parser_choices(nodes):
     det = nodes["CodeFormerFaceDetectorLoader"].INPUT_TYPES()["required"]["model_name"][0]
     assert det[:2] == ["retinaface_resnet50", "retinaface_mobile0.25"]
