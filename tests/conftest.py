@@ -41,3 +41,12 @@ def models(models_dir):
 
     return Loaded
 
+
+@pytest.fixture(scope="session")
+def x4_model(tmp_path_factory):
+    """A small random Real-ESRGAN x4 (no pixel-unshuffle: its ~21 px receptive field fits the 40 px tile context)."""
+    from codeformer import model_store
+
+    path = weights.save_pth(weights.realesrgan_state_dict(scale=4), tmp_path_factory.mktemp("up") / "x4.pth",
+                            wrap="params_ema")
+    return model_store.load_upscaler(path)

@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from codeformer import model_store, runtime, upsample
+from codeformer import runtime, upsample
 from codeformer.parse import parse_masks
 from codeformer.restore import restore_faces
 from helpers import fake_model
-from weights import realesrgan_state_dict, save_pth
-
-
-@pytest.fixture(scope="module")
-def x4_model(tmp_path_factory):
-    path = save_pth(realesrgan_state_dict(scale=4), tmp_path_factory.mktemp("up") / "x4.pth", wrap="params_ema")
-    return model_store.load_upscaler(path)
 
 
 @pytest.fixture(scope="module")

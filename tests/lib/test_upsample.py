@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from codeformer import model_store, upsample
+from codeformer import upsample
 from codeformer.runtime import OutOfMemory
-from weights import realesrgan_state_dict, save_pth
-
-
-@pytest.fixture(scope="module")
-def x4_model(tmp_path_factory):
-    # x4 RRDB has no pixel-unshuffle: its receptive field (~21 px) fits inside the 40 px tile context
-    path = save_pth(realesrgan_state_dict(scale=4), tmp_path_factory.mktemp("up") / "x4.pth", wrap="params_ema")
-    return model_store.load_upscaler(path)
 
 
 @pytest.fixture(scope="module")
