@@ -28,7 +28,7 @@ import torch
 from . import model_store
 from .image_io import ImageReadError, collect_inputs, read_image, write_image
 from .runtime import PRECISIONS, OutOfMemory, resolve_device
-from .upsample import DEFAULT_TILE
+from .upsample import AUTO_TILE, DEFAULT_TILE
 
 log = logging.getLogger("codeformer")
 
@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-faces", type=int, default=0, help="keep at most N faces per image (0 = all)")
     r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
-    r.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                   help=f"upscaler tile size in px (0 = whole image; default {DEFAULT_TILE}, as the official code)")
+    r.add_argument("--tile", type=int, default=AUTO_TILE,
+                   help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
+                        "fastest there), on GPUs as large as free memory allows")
     r.add_argument("--batch-size", type=int, default=None,
                    help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 8 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",

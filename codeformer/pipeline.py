@@ -21,7 +21,7 @@ from .parse import parse_masks
 from .paste import FacePlacement, paste_faces
 from .restore import restore_faces
 from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces, working_scale, working_size
-from .upsample import DEFAULT_TILE, target_size, upscale_image
+from .upsample import AUTO_TILE, target_size, upscale_image
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def paste_back(
     face_upsample: str = "off",
     visibility: float = 1.0,
     feather: float = 1.0,
-    tile: int = DEFAULT_TILE,
+    tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
     precision: str = "auto",
     check_interrupt: Callable[[], None] | None = None,
@@ -191,7 +191,7 @@ def upscale_backgrounds(
     scale: float,
     upscaler: object | None = None,
     *,
-    tile: int = DEFAULT_TILE,
+    tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
     precision: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
@@ -216,7 +216,7 @@ def restore_images(
     options: DetectOptions = DetectOptions(),
     visibility: float = 1.0,
     feather: float = 1.0,
-    tile: int = DEFAULT_TILE,
+    tile: int = AUTO_TILE,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     precision: str | None = None,

@@ -67,12 +67,19 @@ CPU_BATCH = 8
 def auto_batch_size(device: torch.device | str, bf16: bool) -> int:
     """Faces per CodeFormer batch: on CUDA as many as the free memory holds (up to ``MAX_AUTO_BATCH``; the batch
     still halves on out-of-memory), elsewhere ``CPU_BATCH``."""
+    free = free_cuda_memory(device)
+    if free is None:
+        return CPU_BATCH
+    return max(1, min(MAX_AUTO_BATCH, int(free // FACE_WORKING_BYTES[bf16])))
+
+
+def free_cuda_memory(device: torch.device | str) -> int | None:
+    """Bytes a CUDA ``device`` can still hand out (free plus what torch has cached); None for other devices."""
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
-        return CPU_BATCH
+        return None
     free, _total = torch.cuda.mem_get_info(device)
-    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # cached by torch, reusable
-    return max(1, min(MAX_AUTO_BATCH, int(free // FACE_WORKING_BYTES[bf16])))
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -17,7 +17,7 @@ from ..codeformer.pipeline import (
 )
 from ..codeformer.restore import restore_faces
 from ..codeformer.types import Face
-from ..codeformer.upsample import DEFAULT_TILE
+from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
 from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
 from .device import check_interrupt, output_device, progress_callback, running_on_device
 from .face_nodes import DETECTION_INPUTS, detect_options
@@ -151,9 +151,11 @@ class CodeFormerBackgroundUpsample:
                 "image": ("IMAGE", {"tooltip": "The images the faces were detected in."}),
                 "scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 4.0, "step": 0.05,
                                     "tooltip": "Output size factor (official --upscale)."}),
-                "tile": ("INT", {"default": DEFAULT_TILE, "min": 0, "max": 4096, "step": 8,
-                                 "tooltip": "Tile size in px for the upscale model (official --bg_tile 400); "
-                                            "0 = whole image at once. Halved automatically when out of memory."}),
+                "tile": ("INT", {"default": AUTO_TILE, "min": 0, "max": 4096, "step": 8,
+                                 "tooltip": f"Tile size in px for the upscale model. 0 = auto: {DEFAULT_TILE} px on "
+                                            "the CPU (the official --bg_tile, fastest there), on GPUs as large as "
+                                            "free memory allows (fewer overlapping tiles). Halved automatically "
+                                            "when out of memory."}),
             },
             "optional": {
                 "upscale_model": ("UPSCALE_MODEL", {"tooltip": UPSCALE_MODEL_TOOLTIP + " Without it: bilinear."}),

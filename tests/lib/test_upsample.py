@@ -50,3 +50,26 @@ def test_tile_halves_on_out_of_memory(x4_model, photo, monkeypatch):
     monkeypatch.setattr(upsample, "_tiled", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
     with pytest.raises(OutOfMemory, match="out of memory upscaling"):
         upsample.upscale_image(x4_model, photo, 4.0, tile=256)
+
+
+def test_auto_tile_from_free_gpu_memory(monkeypatch):
+    assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=True) == upsample.DEFAULT_TILE
+    gib = 2**30
+    monkeypatch.setattr(upsample, "free_cuda_memory", lambda device: 8 * gib)
+    side = upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True)
+    per_pixel = upsample.BYTES_PER_PIXEL[True] * 4 * upsample.GPU_MARGIN
+    assert side % 8 == 0 and (side + 2 * upsample.TILE_PAD) ** 2 * per_pixel <= 0.8 * 8 * gib
+    assert side > upsample.DEFAULT_TILE  # far fewer overlaps than the CPU's 400 px
+    assert upsample.auto_tile("cuda", (3000, 4000), 4, bf16=False) < side  # x4 and fp32 need more per pixel
+    assert upsample.auto_tile("cuda", (600, 900), 2, bf16=True) == 900  # fits: the whole image at once
+    monkeypatch.setattr(upsample, "free_cuda_memory", lambda device: 0)
+    assert upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True) == upsample.MIN_TILE
+
+
+def test_tile_zero_is_auto(x4_model, photo, monkeypatch):
+    seen = []
+    real = upsample._tiled
+    monkeypatch.setattr(upsample, "_tiled", lambda net, x, scale, tile, *a: seen.append(tile) or real(net, x, scale, tile, *a))
+    upsample.upscale_image(x4_model, photo, 4.0)
+    assert seen == [upsample.DEFAULT_TILE]  # on the CPU
+
