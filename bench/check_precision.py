@@ -2,8 +2,10 @@
 
     python bench/check_precision.py FACE.png [FACE.png ...] [--device cuda]
 
-Compares, for the same random weights: batched vs one-by-one fp32, and bf16 autocast vs fp32 (mean absolute
-difference in 0..255 levels). Target: fp32 paths equal, bf16 mean abs diff < 2 levels.
+Compares, for the same random weights: batched vs one-by-one fp32, ``auto`` vs ``fp32`` (on the CPU: channels_last
+vs the official NCHW), and, where the device runs bf16 natively (CUDA, CPUs with AMX/AVX512-BF16), bf16 autocast vs
+fp32 (mean absolute difference in 0..255 levels). Target: fp32 paths within 1e-4 before rounding (a level at most
+after), bf16 mean abs diff < 2 levels.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.restore import restore_faces  # noqa: E402
-from codeformer.runtime import resolve_device  # noqa: E402
+from codeformer.runtime import resolve_device, use_bf16  # noqa: E402
 
 from common import random_codeformer  # noqa: E402
 
@@ -44,7 +46,9 @@ def main() -> None:
         return {"mean_abs": float(d.mean()), "max_abs": float(d.max()), "within_2": float((d <= 2).mean())}
 
     report["fp32_batched_vs_single"] = diff(batched, single)
-    if device.type == "cuda":
+    auto = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="auto")
+    report["auto_vs_fp32"] = diff(auto, single)
+    if use_bf16(device, "auto", auto_on_cpu=True):  # bf16 runs natively here
         bf16 = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="bf16")
         report["bf16_vs_fp32"] = diff(bf16, single)
         # Random weights leave many near-tied codebook picks; compare bf16 with fp32 for the same codes too.
@@ -67,7 +71,8 @@ def main() -> None:
         quantize.get_codebook_feat = original
         report["bf16_code_flips"] = float((codes["fp32"] != codes["bf16"]).float().mean())
         report["bf16_vs_fp32_same_codes"] = diff(same_codes, ref)
-        cpu = restore_faces(model, faces[:1], 0.5, device="cpu")
+    if device.type == "cuda":
+        cpu = restore_faces(model, faces[:1], 0.5, device="cpu", precision="fp32")
         report["cuda_fp32_vs_cpu_fp32_first_face"] = diff(single[:1], cpu)
     print(json.dumps(report, indent=2))
 
