@@ -7,7 +7,7 @@ import pytest
 
 from codeformer import model_store
 from codeformer.restore import restore_faces, restore_gray
-from helpers import psnr, read_rgb
+from helpers import fake_model, psnr, read_rgb
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,32 @@ def test_gray_flags_match_official_is_gray():
     x = torch.from_numpy(faces).permute(0, 3, 1, 2)
     assert _gray_flags(x) == expected
     assert _gray_flags(x.float() / 255.0) == expected
+    assert _gray_flags(x, step=3) == expected  # computed a few faces at a time
+
+
+def test_transfer_chunks_give_the_same_result(monkeypatch):
+    from codeformer import restore
+
+    rng = np.random.default_rng(4)
+    crops = rng.integers(0, 256, (7, 512, 512, 3), dtype=np.uint8)
+    crops[3] = crops[3, :, :, :1]  # one gray face: its flag is measured per chunk
+    weights = [0.5, 0.5, 1.0, 0.5, 1.0, 0.5, 0.5]
+    expected = restore.restore_faces(fake_model(shift=0.2), crops, weights, batch_size=2)
+    monkeypatch.setattr(restore, "TRANSFER_CHUNK", 2)
+    progress = []
+    model = fake_model(shift=0.2)
+    out = restore.restore_faces(model, crops, weights, batch_size=3, on_progress=lambda d, n: progress.append((d, n)))
+    np.testing.assert_array_equal(out, expected)
+    assert model.module.batches == [2, 2, 1, 2]  # w=0.5: chunks of 2, 2, 1; w=1.0: one chunk of 2
+    assert progress[-1] == (7, 7) and [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+def test_uint8_and_float_faces_mix():
+    rng = np.random.default_rng(6)
+    crops = rng.integers(0, 256, (2, 512, 512, 3), dtype=np.uint8)
+    expected = restore_faces(fake_model(), crops)
+    mixed = restore_faces(fake_model(), [crops[0], crops[1].astype(np.float32) / 255.0])
+    assert np.abs(mixed.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_compile_is_only_used_on_cuda(models, faces, monkeypatch):
