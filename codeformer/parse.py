@@ -29,9 +29,10 @@ def parse_masks(
 ) -> list[np.ndarray]:
     """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size).
 
-    ``precision`` as in ``runtime.use_bf16``: ``auto`` keeps the CPU in fp32 (class picks near ties would flip).
+    ``precision`` as in ``runtime.use_bf16``, except that ``auto`` is fp32 on every device: the network is small,
+    and bf16 would flip class picks near ties, which moves the mask edges.
     """
-    bf16 = use_bf16(device, precision)
+    bf16 = precision != "auto" and use_bf16(device, precision)
     fmt = memory_format(device, precision)
     net = parser.module.to(device).eval().to(memory_format=fmt)
     labels: list[np.ndarray | None] = [None] * len(faces)

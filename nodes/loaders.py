@@ -66,7 +66,7 @@ class CodeFormerModelLoader:
             "precision": (list(PRECISIONS), {
                 "default": "auto",
                 "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster, a quarter of the memory, output "
-                           "within 2/255 on average), fp32 on the CPU; fp32: the official arithmetic, "
+                           "within 2/255 on average; the face parser stays fp32), fp32 on the CPU; fp32: the official arithmetic, "
                            "bit-identical to the official CodeFormer; bf16: bfloat16 everywhere (fast only on CPUs "
                            "with AMX). In CodeFormer Face Restore it applies to every network."}),
         }}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from codeformer import runtime, upsample
 from codeformer.parse import parse_masks
 from codeformer.restore import restore_faces
+from codeformer.types import FaceParser
 from helpers import fake_model
 
 
@@ -104,3 +107,20 @@ def test_auto_batch_size_from_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
     assert runtime.auto_batch_size("cuda", bf16=True) == 1
+
+
+def test_parser_runs_bf16_only_when_asked(native_bf16):
+    native_bf16(True)
+    seen = []
+
+    class Parser(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return torch.zeros(x.shape[0], 19, *x.shape[2:]), None
+
+    parser = FaceParser(module=Parser(), path=Path("fake.pth"))
+    face = np.zeros((512, 512, 3), np.uint8)
+    for precision in ("auto", "fp32", "bf16"):
+        parse_masks(parser, [face], precision=precision)
+    assert seen == [False, False, True]
+
