@@ -16,6 +16,7 @@ from ..codeformer.pipeline import (
     upscale_backgrounds,
 )
 from ..codeformer.restore import restore_faces
+from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
 from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
@@ -45,6 +46,10 @@ VISIBILITY_INPUT = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.
 FEATHER_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
                            "tooltip": "Width of the soft mask edge relative to the official one (1 = official)."})
 UPSCALE_MODEL_TOOLTIP = "Image upscaler from core Load Upscale Model (e.g. RealESRGAN_x2plus.pth)."
+PRECISION_INPUT = (list(PRECISIONS), {
+    "default": "auto",
+    "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (output within 2/255 on average), the "
+               "face parser in fp32; fp32: the official arithmetic; bf16: bfloat16 everywhere."})
 
 
 def check_upscaler(model: object | None) -> None:
@@ -156,17 +161,19 @@ class CodeFormerBackgroundUpsample:
                                             "the CPU (the official --bg_tile, fastest there), on GPUs as large as "
                                             "free memory allows (fewer overlapping tiles). Halved automatically "
                                             "when out of memory."}),
+                "precision": PRECISION_INPUT,
             },
             "optional": {
                 "upscale_model": ("UPSCALE_MODEL", {"tooltip": UPSCALE_MODEL_TOOLTIP + " Without it: bilinear."}),
             },
         }
 
-    def upsample(self, image, scale, tile, upscale_model=None):
+    def upsample(self, image, scale, tile, upscale_model=None, precision="auto"):
         check_upscaler(upscale_model)
         with running_on_device(_module(upscale_model)) as device:
             out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
-                                      on_progress=progress_callback(), check_interrupt=check_interrupt)
+                                      precision=precision, on_progress=progress_callback(),
+                                      check_interrupt=check_interrupt)
         return (numpy_to_image(out),)
 
 
@@ -191,6 +198,7 @@ class CodeFormerPasteBack:
                 "visibility": VISIBILITY_INPUT,
                 "feather": FEATHER_INPUT,
                 "face_upsample": FACE_UPSAMPLE_INPUT,
+                "precision": PRECISION_INPUT,
             },
             "optional": {
                 "face_parser": ("FACE_PARSER", {"tooltip": "From CodeFormer Face Parser Loader: blend only the face "
@@ -200,7 +208,7 @@ class CodeFormerPasteBack:
         }
 
     def paste(self, background, faces, restored_faces, visibility, feather, face_upsample, face_parser=None,
-              upscale_model=None):
+              upscale_model=None, precision="auto"):
         if len(faces) == 0:
             mask = torch.zeros(background.shape[:3], dtype=torch.float32, device=output_device())
             return (background.to(output_device()), mask)
@@ -211,7 +219,7 @@ class CodeFormerPasteBack:
             results = paste_back(image_to_numpy(background, "background"), faces,
                                  image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
                                  face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
-                                 feather=feather, device=device, check_interrupt=check_interrupt)
+                                 feather=feather, device=device, precision=precision, check_interrupt=check_interrupt)
         return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]))
 
 

@@ -197,6 +197,20 @@ def test_models_are_loaded_through_comfy_memory_management(nodes, models, as_ima
     assert up_patcher.load_device == torch.device("cpu") and mm.current_loaded_models[:2] == [det_patcher, up_patcher]
 
 
+def test_modular_nodes_take_a_precision(nodes, models, as_image):
+    image = as_image(np.random.default_rng(8).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    for node in ("CodeFormerBackgroundUpsample", "CodeFormerPasteBack"):
+        spec = nodes[node].INPUT_TYPES()["required"]
+        assert list(spec)[-1] == "precision" and spec["precision"][0] == ["auto", "fp32", "bf16"]
+    upsample = nodes["CodeFormerBackgroundUpsample"]().upsample
+    (fp32,) = upsample(image, 2.0, 0, upscale_model=models["upscaler"], precision="fp32")
+    (bf16,) = upsample(image, 2.0, 0, upscale_model=models["upscaler"], precision="bf16")
+    assert fp32.shape == bf16.shape == (1, 48, 64, 3)
+    assert 0 < float((fp32 - bf16).abs().mean()) < 2 / 255  # bf16 ran, and stayed close
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        upsample(image, 2.0, 0, upscale_model=models["upscaler"], precision="fp16")
+
+
 def test_wiring_errors_name_the_fix(nodes, models, graphs, source):
     two = torch.cat([graphs["crops"], graphs["crops"]])
     with pytest.raises(ValueError, match="same CodeFormer Face Detect"):
