@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.restore import restore_faces  # noqa: E402
-from codeformer.runtime import resolve_device, use_bf16  # noqa: E402
+from codeformer.runtime import AUTO_NATIVE, resolve_device, use_bf16  # noqa: E402
 
 from common import random_codeformer  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
     report["fp32_batched_vs_single"] = diff(batched, single)
     auto = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="auto")
     report["auto_vs_fp32"] = diff(auto, single)
-    if use_bf16(device, "auto", auto_on_cpu=True):  # bf16 runs natively here
+    if use_bf16(device, auto_on=AUTO_NATIVE):  # bf16 runs natively here
         bf16 = restore_faces(model, faces, 0.5, device=device, batch_size=len(faces), precision="bf16")
         report["bf16_vs_fp32"] = diff(bf16, single)
         # Random weights leave many near-tied codebook picks; compare bf16 with fp32 for the same codes too.

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from codeformer.restore import restore_faces  # noqa: E402
-from codeformer.runtime import resolve_device, use_bf16  # noqa: E402
+from codeformer.runtime import AUTO_NATIVE, resolve_device, use_bf16  # noqa: E402
 
 from common import random_codeformer  # noqa: E402
 
@@ -62,7 +62,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.faces, 512, 512, 3), dtype=np.uint8)
     # bf16 where the device runs it natively (CUDA with bf16, CPUs with AMX/AVX512-BF16)
-    native_bf16 = use_bf16(device) or use_bf16(device, auto_on_cpu=True)
+    native_bf16 = use_bf16(device, auto_on=AUTO_NATIVE)
     modes = ["fp32"] + (["bf16"] if native_bf16 else [])
     rows = []
 

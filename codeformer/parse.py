@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from .runtime import memory_format, run_in_batches, use_bf16
+from .image import resize
+from .runtime import AUTO_NEVER, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, FaceParser
 
 # ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
@@ -29,16 +30,15 @@ def parse_masks(
 ) -> list[np.ndarray]:
     """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size).
 
-    ``precision`` as in ``runtime.use_bf16``, except that ``auto`` is fp32 on every device: the network is small,
-    and bf16 would flip class picks near ties, which moves the mask edges.
+    ``precision`` as in ``runtime.use_bf16``; ``auto`` is fp32 on every device (``AUTO_NEVER``).
     """
-    bf16 = precision != "auto" and use_bf16(device, precision)
+    bf16 = use_bf16(device, precision, auto_on=AUTO_NEVER)
     fmt = memory_format(device, precision)
     net = parser.module.to(device).eval().to(memory_format=fmt)
     labels: list[np.ndarray | None] = [None] * len(faces)
 
     def run(batch: list[int]) -> None:
-        x = np.stack([_as_512(faces[i]) for i in batch]).astype(np.float32) / 255.0
+        x = np.stack([resize(faces[i], (FACE_SIZE, FACE_SIZE)) for i in batch]).astype(np.float32) / 255.0
         t = torch.from_numpy(x).permute(0, 3, 1, 2).to(device).contiguous(memory_format=fmt)
         with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             out = net((t - 0.5) / 0.5)[0]
@@ -60,9 +60,3 @@ def soft_mask(classes: np.ndarray) -> np.ndarray:
     mask[:, :BORDER] = 0
     mask[:, -BORDER:] = 0
     return mask / 255.0
-
-
-def _as_512(face: np.ndarray) -> np.ndarray:
-    if face.shape[:2] == (FACE_SIZE, FACE_SIZE):
-        return face
-    return cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)

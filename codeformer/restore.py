@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from .image import GRAY_THRESHOLD, match_color, to_gray3
+from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
 from .runtime import auto_batch_size, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel
 
@@ -149,9 +148,7 @@ def _as_512(face: np.ndarray) -> np.ndarray:
     face = face[:, :, :3]
     if face.dtype != np.uint8:
         face = np.clip(np.nan_to_num(face.astype(np.float32), nan=0.0), 0.0, 1.0)
-    if face.shape[:2] != (FACE_SIZE, FACE_SIZE):
-        face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(face)
+    return np.ascontiguousarray(resize(face, (FACE_SIZE, FACE_SIZE)))
 
 
 def _stack(crops: list[np.ndarray]) -> np.ndarray:

@@ -30,12 +30,20 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on_cpu: bool = False) -> bool:
+# Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
+# CPU its speed is not worth that); the upscaler also on CPUs with native bf16 (continuous output, measured 0.5/255
+# mean difference); ParseNet nowhere (small network; class flips near ties move the mask edges).
+AUTO_GPU = ("cuda",)
+AUTO_NATIVE = ("cuda", "cpu")
+AUTO_NEVER: tuple[str, ...] = ()
+
+
+def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tuple[str, ...] = AUTO_GPU) -> bool:
     """Whether a network runs under bfloat16 autocast (never fp16: CodeFormer is not fp16-safe).
 
-    ``fp32``: never (and NCHW, see ``memory_format``: the official arithmetic). ``bf16``: always (CUDA or CPU). ``auto``: on CUDA devices that support bf16, and on CPUs with
-    native bf16 for networks that pass ``auto_on_cpu`` (the upscaler: continuous output, measured 0.5/255 mean
-    difference; CodeFormer's codebook picks and ParseNet's class picks stay fp32 on the CPU).
+    ``fp32``: never (and NCHW, see ``memory_format``: the official arithmetic). ``bf16``: always (CUDA or CPU).
+    ``auto``: on the device types in ``auto_on`` where they run bf16 natively (CUDA devices with bf16 support, CPUs
+    with AMX or AVX512-BF16).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -44,9 +52,11 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on_cpu
         return False
     if precision == "bf16":
         return True
+    if device.type not in auto_on:
+        return False
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return auto_on_cpu and cpu_has_native_bf16()
+    return cpu_has_native_bf16()
 
 
 def memory_format(device: torch.device | str, precision: str = "auto") -> torch.memory_format:

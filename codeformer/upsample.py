@@ -10,7 +10,17 @@ import cv2
 import numpy as np
 import torch
 
-from .runtime import OutOfMemory, empty_cache, free_cuda_memory, is_oom, memory_format, use_bf16
+from .image import resize
+from .runtime import (
+    AUTO_NATIVE,
+    AUTO_NEVER,
+    OutOfMemory,
+    empty_cache,
+    free_cuda_memory,
+    is_oom,
+    memory_format,
+    use_bf16,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +58,19 @@ def upscale_image(
     With a spandrel ``ImageModelDescriptor`` the model runs at its own scale (tiles of ``tile`` px with 40 px of
     context, as the official RealESRGANer; ``tile=0``: ``auto_tile``; the tile halves on out-of-memory), then the
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
-    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it natively (models that
-    spandrel marks bf16-safe).
+    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it natively
+    (``AUTO_NATIVE``), for models that spandrel marks bf16-safe.
     """
     size = target_size(image.shape[:2], scale)
     if model is None:
-        return _resize(image, size, cv2.INTER_LINEAR)
+        return resize(image, size, cv2.INTER_LINEAR)
     device = torch.device(device)
-    bf16 = use_bf16(device, precision, auto_on_cpu=True)
-    if precision == "auto" and not getattr(model, "supports_bfloat16", False):
-        bf16 = False
+    bf16_safe = getattr(model, "supports_bfloat16", False)
+    bf16 = use_bf16(device, precision, auto_on=AUTO_NATIVE if bf16_safe else AUTO_NEVER)
     if tile <= 0:
         tile = auto_tile(device, image.shape[:2], int(model.scale), bf16)  # type: ignore[attr-defined]
     out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt)
-    return _resize(out, size, cv2.INTER_LANCZOS4)
+    return resize(out, size, cv2.INTER_LANCZOS4)
 
 
 def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf16: bool) -> int:
@@ -74,12 +83,6 @@ def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf1
     per_pixel = BYTES_PER_PIXEL[bf16] * max(scale, 1) ** 2 * GPU_MARGIN
     side = int(math.sqrt(0.8 * free / per_pixel)) - 2 * TILE_PAD
     return min(max(size), max(MIN_TILE, side // 8 * 8))
-
-
-def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    if image.shape[:2] == size:
-        return image
-    return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
 
 
 def _run_model(model, image, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:

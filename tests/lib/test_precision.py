@@ -30,13 +30,14 @@ def native_bf16(monkeypatch):
 
 def test_use_bf16_by_device_and_precision(native_bf16):
     native_bf16(True)
-    assert not runtime.use_bf16("cpu", "fp32", auto_on_cpu=True)
+    assert not runtime.use_bf16("cpu", "fp32", auto_on=runtime.AUTO_NATIVE)
     assert runtime.use_bf16("cpu", "bf16")
-    assert runtime.use_bf16("cpu", "auto", auto_on_cpu=True)
-    assert not runtime.use_bf16("cpu", "auto")  # CodeFormer and ParseNet stay fp32 on the CPU
+    assert runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
+    assert not runtime.use_bf16("cpu", "auto")  # AUTO_GPU, the default (CodeFormer): fp32 on the CPU
+    assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NEVER)
     assert not runtime.use_bf16("mps", "bf16")
     native_bf16(False)
-    assert not runtime.use_bf16("cpu", "auto", auto_on_cpu=True)
+    assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
     with pytest.raises(ValueError, match="auto, fp32, bf16"):
         runtime.use_bf16("cpu", "fp16")
 
