@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..codeformer.advisor import SOURCES, Advice, advise_faces, advise_image
 from .convert import image_to_numpy
-from .device import running_on_device
+from .device import load_on_device
 from .restore_nodes import FACE_UPSAMPLE_INPUT
 
 # The output type is the very list of the restore nodes' face_upsample combo: ComfyUI accepts a link from a list
@@ -73,8 +73,8 @@ class CodeFormerBestSettings:
             check_faces_match(faces, image)
             advice = advise_faces(faces, 0, source)
         elif detector is not None:
-            with running_on_device(detector.module) as device:
-                advice = advise_image(image_to_numpy(image[:1], "image")[0], detector, source, device=device)
+            device = load_on_device(detector.module)
+            advice = advise_image(image_to_numpy(image[:1], "image")[0], detector, source, device=device)
         else:
             raise ValueError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
                              "CodeFormer Face Detector Loader) or the faces input (faces output of CodeFormer Face "

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -52,9 +51,8 @@ def _patcher(module: torch.nn.Module, device: torch.device) -> comfy.model_patch
     return patcher
 
 
-@contextlib.contextmanager
-def running_on_device(*modules: torch.nn.Module | None) -> Iterator[torch.device]:
-    """Yield ComfyUI's torch device with ``modules`` loaded on it through ComfyUI's memory management.
+def load_on_device(*modules: torch.nn.Module | None) -> torch.device:
+    """Load ``modules`` on ComfyUI's torch device through ComfyUI's memory management and return that device.
 
     ``load_models_gpu`` frees room by offloading other models (checkpoints, our own) as needed; our networks then
     stay on the device between runs until ComfyUI needs the memory for something else (or ``Unload models``).
@@ -66,4 +64,4 @@ def running_on_device(*modules: torch.nn.Module | None) -> Iterator[torch.device
     if used:
         mm.load_models_gpu([_patcher(m, device) for m in used], memory_required=WORKING_MEMORY,
                            force_full_load=True)
-    yield device
+    return device

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..codeformer.detect import CONFIDENCE, MIN_EYE_DISTANCE
 from ..codeformer.pipeline import DetectOptions, find_faces
 from .convert import box_masks, image_to_numpy, numpy_to_image, placeholder_faces
-from .device import check_interrupt, running_on_device
+from .device import check_interrupt, load_on_device
 
 DETECTION_INPUTS = {
     "confidence": ("FLOAT", {
@@ -55,9 +55,9 @@ class CodeFormerFaceDetect:
 
     def detect(self, image, detector, confidence, min_eye_distance, selection, max_faces):
         options = detect_options(confidence, min_eye_distance, selection, max_faces)
-        with running_on_device(detector.module) as device:
-            faces, crops = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
-                                      check_interrupt=check_interrupt)
+        device = load_on_device(detector.module)
+        faces, crops = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
+                                  check_interrupt=check_interrupt)
         crops_out = numpy_to_image(crops) if len(faces) else placeholder_faces()
         return (faces, crops_out, box_masks(faces), len(faces))
 

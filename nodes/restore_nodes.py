@@ -20,7 +20,7 @@ from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
 from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
-from .device import check_interrupt, output_device, progress_callback, running_on_device
+from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, detect_options
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,14 @@ class CodeFormerRestore:
             raise ValueError(f"faces has {len(crops)} crop(s) but detected_faces has {len(detected_faces)} face(s); "
                              "connect the crops and faces outputs of the same CodeFormer Face Detect node")
         on_progress = progress_callback()
-        with running_on_device(model.module) as device:
-            if detected_faces is None:  # gray flag measured on each crop
-                restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
-                                         check_interrupt=check_interrupt)
-            else:  # gray flag of each face's source image, as the official pipeline
-                restored = restore_found_faces(model, detected_faces, crops,
-                                               fidelity_rule(fidelity, auto_fidelity, source), device=device,
-                                               on_progress=on_progress, check_interrupt=check_interrupt)
+        device = load_on_device(model.module)
+        if detected_faces is None:  # gray flag measured on each crop
+            restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
+                                     check_interrupt=check_interrupt)
+        else:  # gray flag of each face's source image, as the official pipeline
+            restored = restore_found_faces(model, detected_faces, crops,
+                                           fidelity_rule(fidelity, auto_fidelity, source), device=device,
+                                           on_progress=on_progress, check_interrupt=check_interrupt)
         return (numpy_to_image(restored),)
 
 
@@ -170,10 +170,10 @@ class CodeFormerBackgroundUpsample:
 
     def upsample(self, image, scale, tile, upscale_model=None, precision="auto"):
         check_upscaler(upscale_model)
-        with running_on_device(_module(upscale_model)) as device:
-            out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
-                                      precision=precision, on_progress=progress_callback(),
-                                      check_interrupt=check_interrupt)
+        device = load_on_device(_module(upscale_model))
+        out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
+                                  precision=precision, on_progress=progress_callback(),
+                                  check_interrupt=check_interrupt)
         return (numpy_to_image(out),)
 
 
@@ -215,11 +215,11 @@ class CodeFormerPasteBack:
         check_upscaler(upscale_model)
         if upscale_model is None and face_upsample == "always":
             log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")
-        with running_on_device(_module(face_parser), _module(upscale_model)) as device:
-            results = paste_back(image_to_numpy(background, "background"), faces,
-                                 image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
-                                 face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
-                                 feather=feather, device=device, precision=precision, check_interrupt=check_interrupt)
+        device = load_on_device(_module(face_parser), _module(upscale_model))
+        results = paste_back(image_to_numpy(background, "background"), faces,
+                             image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
+                             face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
+                             feather=feather, device=device, precision=precision, check_interrupt=check_interrupt)
         return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]))
 
 
@@ -272,13 +272,13 @@ class CodeFormerFaceRestore:
             log.warning("CodeFormer Face Restore: no upscale_model connected, so background_enhance/face_upsample "
                         "fall back to plain resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
         modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
-        with running_on_device(*modules) as device:
-            results, faces, _, _ = restore_images(
-                image_to_numpy(image, "image"), codeformer=model, detector=detector, parser=face_parser,
-                upscaler=upscale_model, fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
-                background_enhance=background_enhance, face_upsample=face_upsample,
-                options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
-                feather=feather, device=device, on_progress=progress_callback(), check_interrupt=check_interrupt)
+        device = load_on_device(*modules)
+        results, faces, _, _ = restore_images(
+            image_to_numpy(image, "image"), codeformer=model, detector=detector, parser=face_parser,
+            upscaler=upscale_model, fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
+            background_enhance=background_enhance, face_upsample=face_upsample,
+            options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
+            feather=feather, device=device, on_progress=progress_callback(), check_interrupt=check_interrupt)
         return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]), len(faces))
 
 
