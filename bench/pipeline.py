@@ -2,7 +2,7 @@
 
     python bench/pipeline.py IMAGE [--fidelity 0.5] [--upscale 2] [--background-enhance] [--face-upsample]
         [--face-upsample-mode auto|always] [--detector retinaface_mobile0.25] [--models-dir DIR] [--device auto]
-        [--precision auto|fp32|bf16] [--no-native-bf16] [--repeat 1] [--json out.json]
+        [--precision auto|fp32|bf16] [--no-native-bf16] [--tile 0] [--batch-size N] [--repeat 1] [--json out.json]
 
 Models come from --models-dir (e.g. the official harness's random weights laid out as facerestore_models/,
 facedetection/, upscale_models/); without it, random weights in the official formats are built in a temp folder
@@ -64,8 +64,8 @@ def main() -> None:
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--no-native-bf16", action="store_true",
                     help="time 'auto' as on a CPU without AMX/AVX512-BF16 (upscaler in fp32)")
-    ap.add_argument("--tile", type=int, default=400)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--tile", type=int, default=0, help="upscaler tile; 0 = auto (the library default)")
+    ap.add_argument("--batch-size", type=int, default=None, help="CodeFormer batch; default: from free memory")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -96,6 +96,8 @@ def main() -> None:
 
     mode = args.face_upsample_mode if args.face_upsample else "off"
     totals = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for run in range(args.repeat + (1 if device.type == "cuda" else 0)):  # one warm-up run on CUDA
         TIMES.clear()
         sync(device)
@@ -117,12 +119,14 @@ def main() -> None:
     print(f"{'stage':<16}{'seconds':>10}")
     for name in ("detect+align", "restore", "parse", "background", "face_upsample", "paste"):
         print(f"{name:<16}{stages.get(name, 0.0):>10.3f}")
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     print(f"{'total':<16}{total:>10.3f}   (model load {load_s:.2f} s, not included)")
+    print(f"{len(faces) / total:.1f} faces/s end to end" + (f", peak GPU memory {peak:.2f} GiB" if peak else ""))
     if args.json:
         args.json.write_text(json.dumps({"image": str(args.image), "device": card, "faces": len(faces),
                                          "settings": vars(args) | {"image": str(args.image), "models_dir": str(root),
                                                                    "json": None, "face_upsample": mode},
-                                         "stages": stages, "total_s": total, "runs_s": totals,
+                                         "stages": stages, "total_s": total, "runs_s": totals, "peak_gib": peak,
                                          "load_s": load_s}, indent=2, default=str))
 
 
