@@ -59,14 +59,13 @@ def find_faces(
     """Detect and align the faces of every image; returns the faces and their ``[N, 512, 512, 3]`` uint8 crops."""
     faces: list[Face] = []
     crops: list[np.ndarray] = []
-    sizes, grays = [], []
+    sizes = []
     for index, source in enumerate(images):
         if check_interrupt is not None:
             check_interrupt()
         size = source.shape[:2]
         gray = is_gray(source)
         sizes.append(size)
-        grays.append(gray)
         working = to_working(source)
         found = detect_faces(detector, working, confidence=options.confidence, nms_threshold=options.nms_threshold,
                              min_eye_distance=options.min_eye_distance, device=device)
@@ -78,7 +77,7 @@ def find_faces(
                               affine=affine, inverse=invert_affine(affine), source_size=size, is_gray=gray))
         log.info("image %d: %d face(s) found, %d kept", index, len(found), len(chosen))
     stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    return Faces(tuple(faces), tuple(sizes), tuple(grays)), stacked
+    return Faces(tuple(faces), tuple(sizes)), stacked
 
 
 def restore_found_faces(

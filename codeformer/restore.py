@@ -100,7 +100,9 @@ def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_for
     """The network on ``device``; with ``model.compile`` on CUDA, a torch.compile'd copy kept on the model.
 
     Measured on an H200 (bench/gpu_experiments.py, batch 32, bf16): 113 faces/s plain, 304 compiled; compiling
-    takes about a minute and happens again for each new fidelity value (it is a constant of the graph).
+    takes about a minute and happens again the first time the batch size or the fidelity changes (then they become
+    graph inputs; a batch of 1 and fidelity 0 keep graphs of their own): at most ~6 compiles in all
+    (bench/compile_recompiles.py).
     """
     net = model.module.to(device).eval().to(memory_format=fmt)
     if not model.compile or device.type != "cuda":

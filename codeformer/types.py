@@ -87,7 +87,6 @@ class Faces:
 
     faces: tuple[Face, ...]
     source_sizes: tuple[tuple[int, int], ...]  # (height, width) of every image in the batch
-    source_gray: tuple[bool, ...]
 
     def __len__(self) -> int:
         return len(self.faces)

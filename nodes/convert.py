@@ -34,11 +34,16 @@ def image_to_numpy(image: torch.Tensor, name: str = "IMAGE input") -> list[np.nd
     if channels == 0 or 0 in image.shape[1:3]:
         raise ValueError(f"{name}: the IMAGE is empty ({tuple(image.shape)}: height, width and channels must be "
                          "at least 1); connect an RGB image")
-    rgb = image[..., :3] if channels >= 3 else image[..., :1].expand(*image.shape[:-1], 3)
+    rgb = as_rgb(image)
     _refuse_nan(rgb, name)
     # float_to_uint8 returns new arrays, so the (possibly shared) input tensor is never written to.
     array = float_to_uint8(rgb.detach().to("cpu", torch.float32).numpy())
     return list(array)
+
+
+def as_rgb(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE ``[B, H, W, C]`` -> ``[B, H, W, 3]``: alpha dropped, gray repeated (a view, values unchanged)."""
+    return image[..., :3] if image.shape[-1] >= 3 else image[..., :1].expand(*image.shape[:-1], 3)
 
 
 def _refuse_nan(rgb: torch.Tensor, name: str) -> None:

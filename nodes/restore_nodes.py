@@ -19,7 +19,7 @@ from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
-from .convert import image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
+from .convert import as_rgb, image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, detect_options
 
@@ -211,7 +211,7 @@ class CodeFormerPasteBack:
               upscale_model=None, precision="auto"):
         if len(faces) == 0:
             mask = torch.zeros(background.shape[:3], dtype=torch.float32, device=output_device())
-            return (background.to(output_device()), mask)
+            return (as_rgb(background).to(output_device()).contiguous(), mask)  # RGB, as when faces are pasted
         check_upscaler(upscale_model)
         if upscale_model is None and face_upsample == "always":
             log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")

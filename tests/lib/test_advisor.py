@@ -239,7 +239,6 @@ def test_advise_faces_per_image_of_a_hand_built_batch():
             make_face(box_for(0.05, (800, 1200), centre=(900, 500)), (800, 1200), index=2),
         ),
         source_sizes=(small_source, (640, 480), (800, 1200)),
-        source_gray=(False, False, False),
     )
     first = advise_faces(faces, 0, "ai_generated")
     assert (first.faces, first.shot, first.fidelity, first.upscale) == (1, "close_up", 1.0, 2)
@@ -255,7 +254,7 @@ def test_advise_faces_per_image_of_a_hand_built_batch():
 
 
 def test_advise_faces_rejects_an_index_outside_the_batch():
-    faces = Faces(faces=(), source_sizes=((100, 100),), source_gray=(False,))
+    faces = Faces(faces=(), source_sizes=((100, 100),))
     with pytest.raises(IndexError, match="1 image"):
         advise_faces(faces, 1)
 

@@ -120,7 +120,7 @@ def test_face_pasted_across_the_edge_of_a_16x4096_strip():
     affine = estimate_affine(landmarks.astype(np.float32))
     face = Face(source_index=0, box=(2000.0, -12.0, 2040.0, 28.0), score=1.0, landmarks=landmarks, affine=affine,
                 inverse=invert_affine(affine), source_size=(16, 4096), is_gray=False)
-    faces = Faces((face,), ((16, 4096),), (False,))
+    faces = Faces((face,), ((16, 4096),))
     crop = np.full((1, 512, 512, 3), 255, np.uint8)
     for scale in (1.0, 2.0):
         background = upscale_backgrounds([strip], scale)[0]
@@ -138,7 +138,7 @@ def test_grayscale_photo_comes_back_gray(detector):
     assert np.abs(colour[..., 0].astype(int) - colour[..., 2]).mean() > 20
     results, faces, _, restored = restore_images([gray], codeformer=model, detector=detector, upscale=1.0,
                                                  options=DetectOptions(max_faces=2))
-    assert len(faces) == 2 and faces.source_gray == (True,)
+    assert len(faces) == 2 and all(f.is_gray for f in faces.faces)
     # Official gray handling: luma of the network output with the colour statistics of the crop, whose border is
     # the official (132, 133, 135) grey; a face at the image edge may therefore differ by 1 level between channels.
     assert np.abs(restored[..., 0].astype(int) - restored[..., 2]).max() <= 1

@@ -57,7 +57,7 @@ def test_box_masks_are_in_source_pixels(convert, lib):
                           affine=np.zeros((2, 3)), inverse=np.zeros((2, 3)), source_size=(256, 300),
                           is_gray=False)
     assert face.working_scale == 2.0  # short side 256 -> 512
-    faces = lib.types.Faces((face,), ((256, 300), (256, 300)), (False, False))
+    faces = lib.types.Faces((face,), ((256, 300), (256, 300)))
     mask = convert.box_masks(faces)
     assert mask.shape == (2, 256, 300)
     assert float(mask[0].sum()) == 0.0

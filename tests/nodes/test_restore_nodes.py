@@ -145,6 +145,13 @@ def test_image_without_faces_passes_through(nodes, models, as_image, caplog, no_
     assert n == 0 and torch.equal(one, image) and float(one_mask.sum()) == 0.0
     assert "no upscale_model" in caplog.text
     assert torch.equal(image, before)
+    # an RGBA input comes out RGB, as it does when faces are pasted
+    rgba = torch.cat([image, torch.full_like(image[..., :1], 0.25)], dim=-1)
+    out, _ = nodes["CodeFormerPasteBack"]().paste(rgba, faces, restored, 1.0, 1.0, "auto")
+    assert torch.equal(out, image)
+    one, _, _ = nodes["CodeFormerFaceRestore"]().restore(rgba, models["codeformer"], models["detector"], 0.5, 1.0,
+                                                         False, "off", **DETECT)
+    assert torch.equal(one, image)
 
 
 def test_interrupt_propagates(nodes, models, graphs, source, no_network):
