@@ -96,13 +96,12 @@ def restore_faces(
     return out
 
 
-def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_format) -> torch.nn.Module:
+def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_format) -> Callable:
     """The network on ``device``; with ``model.compile`` on CUDA, a torch.compile'd copy kept on the model.
 
     Measured on an H200 (bench/gpu_experiments.py, batch 32, bf16): 113 faces/s plain, 304 compiled; compiling
     takes about a minute and happens again the first time the batch size or the fidelity changes (then they become
-    graph inputs; a batch of 1 and fidelity 0 keep graphs of their own): at most ~6 compiles in all
-    (bench/compile_recompiles.py).
+    graph inputs; fidelity 0 keeps graphs of its own): 4 compiles at most (bench/compile_recompiles.py).
     """
     net = model.module.to(device).eval().to(memory_format=fmt)
     if not model.compile or device.type != "cuda":
@@ -110,8 +109,23 @@ def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_for
     key = str(device)
     if key not in model.compiled:
         log.info("compiling CodeFormer for %s: the first batch takes about a minute", device)
-        model.compiled[key] = torch.compile(net)
+        model.compiled[key] = compile_network(net)
     return model.compiled[key]
+
+
+def compile_network(net: torch.nn.Module, **compile_options) -> Callable:
+    """``torch.compile(net)`` that never sees a batch of one face: it runs as two (itself twice) and the outputs are
+    cut back. torch.compile gives size 1 graphs of its own, so without this a lone face (a last partial batch, a
+    one-face image) would cost another minute of compiling; the copy costs one face of compute.
+    """
+    compiled = torch.compile(net, **compile_options)
+
+    def run(x: torch.Tensor, weight: float) -> tuple:
+        if x.shape[0] != 1:
+            return compiled(x, weight=weight)
+        return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in compiled(torch.cat([x, x]), weight=weight))
+
+    return run
 
 
 def restore_gray(restored: np.ndarray, crop: np.ndarray) -> np.ndarray:
@@ -164,4 +178,4 @@ def _to_uint8(face: np.ndarray) -> np.ndarray:
     return face if face.dtype == np.uint8 else (face * 255.0).round().astype(np.uint8)
 
 
-__all__ = ["restore_faces", "restore_gray"]
+__all__ = ["compile_network", "restore_faces", "restore_gray"]

@@ -62,8 +62,8 @@ class CodeFormerModelLoader:
                 "default": False,
                 "tooltip": "torch.compile the network on NVIDIA GPUs: about 2.7x the faces per second for big "
                            "batches, but the first run spends about a minute compiling, and again the first time "
-                           "the number of faces or the fidelity changes (a few times in all, then every size and "
-                           "value reuses them). Ignored on the CPU."}),
+                           "the number of faces or the fidelity changes, and for fidelity 0 (4 times at most; then "
+                           "every count and value reuses them). Ignored on the CPU."}),
             "precision": (list(PRECISIONS), {
                 "default": "auto",
                 "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster, less memory, output within "

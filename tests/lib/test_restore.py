@@ -181,3 +181,39 @@ def test_compiled_network_is_kept_per_device(models, faces, monkeypatch):
     restore_faces(model, faces[:1], 0.5, device="cuda")
     assert len(calls) == 1 and list(model.compiled) == ["cuda"]
     model.module.to("cpu")
+
+
+def test_compiled_network_never_compiles_a_batch_of_one():
+    """A lone face runs as two through the compiled network (size 1 would get a graph of its own), same output."""
+    import torch
+
+    from codeformer.restore import compile_network
+
+    class PerFace(torch.nn.Module):  # per-face arithmetic with CodeFormer's fidelity branch
+        def forward(self, x, weight=0.5):
+            y = x * 2.0
+            if weight > 0:
+                y = y + weight * x.sin()
+            return y, y.mean(dim=(1, 2, 3))
+
+    torch._dynamo.reset()
+    graphs, batches = [], []
+
+    def counting_backend(gm, inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    net = PerFace()
+    net.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    run = compile_network(net, backend=counting_backend)
+    for n in (2, 3, 1, 1):
+        x = torch.rand(n, 3, 8, 8)
+        y, m = run(x, weight=0.5)
+        want_y, want_m = net(x, weight=0.5)
+        assert y.shape == x.shape and m.shape == (n,)
+        torch.testing.assert_close(y, want_y)
+        torch.testing.assert_close(m, want_m)
+    # 2 (static), 3 (the batch becomes dynamic) and then the lone faces reuse that graph
+    assert len(graphs) == 2
+    assert batches == [2, 2, 3, 3, 2, 1, 2, 1]  # compiled, then eager: the lone faces went in as two
+    torch._dynamo.reset()
