@@ -75,12 +75,13 @@ def main() -> None:
     def measure(name: str, batch: int | None, precision: str, n: int) -> None:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        restore_faces(model, faces[: batch or 1], 0.5, device=device, batch_size=batch, precision=precision)  # warm-up
+        first = timed(lambda: restore_faces(model, faces[: batch or 1], 0.5, device=device, batch_size=batch,
+                                            precision=precision), device)  # warm-up (compiles, with --compile)
         t = timed(lambda: restore_faces(model, faces[:n], 0.5, device=device, batch_size=batch, precision=precision),
                   device)
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
         rows.append({"mode": name, "batch": batch or "auto", "faces": n, "seconds": t, "faces_per_s": n / t,
-                     "speedup_vs_loop": n / t / baseline, "peak_gib": peak})
+                     "speedup_vs_loop": n / t / baseline, "peak_gib": peak, "first_call_s": first})
 
     for name in modes:
         for batch in [int(b) for b in args.batches.split(",")]:
@@ -97,11 +98,14 @@ def main() -> None:
 
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"CodeFormer 512px throughput on {card}, torch {torch.__version__}")
-    print(f"{'mode':<34}{'batch':>6}{'faces':>7}{'seconds':>10}{'faces/s':>10}{'x loop':>8}{'peak GiB':>10}")
+    print(f"{'mode':<34}{'batch':>6}{'faces':>7}{'seconds':>10}{'faces/s':>10}{'x loop':>8}{'peak GiB':>10}"
+          f"{'1st call s':>11}")
     for r in rows:
         peak = f"{r['peak_gib']:.2f}" if r.get("peak_gib") is not None else "-"
         speed = f"{r['speedup_vs_loop']:.1f}" if "speedup_vs_loop" in r else "1.0"
-        print(f"{r['mode']:<34}{r['batch']:>6}{r['faces']:>7}{r['seconds']:>10.2f}{r['faces_per_s']:>10.2f}{speed:>8}{peak:>10}")
+        first = f"{r['first_call_s']:.1f}" if "first_call_s" in r else "-"
+        print(f"{r['mode']:<34}{r['batch']:>6}{r['faces']:>7}{r['seconds']:>10.2f}{r['faces_per_s']:>10.2f}{speed:>8}{peak:>10}"
+              f"{first:>11}")
     if args.json:
         args.json.write_text(json.dumps({"device": card, "torch": torch.__version__, "rows": rows}, indent=2))
 
