@@ -73,9 +73,10 @@ def restore_faces(
         for start in range(0, len(idx), TRANSFER_CHUNK):
             chunk = idx[start : start + TRANSFER_CHUNK]
             # uint8 travels as is and is scaled on the device: (x / 255 - 0.5) / 0.5, as the official code
-            x_all = torch.from_numpy(_stack([crops[i] for i in chunk])).to(device).permute(0, 3, 1, 2)
-            if gray is None:  # official is_gray, measured on the device
-                for i, flag in zip(chunk, _gray_flags(x_all)):
+            host = torch.from_numpy(_stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
+            x_all = host.to(device)
+            if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
+                for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host)):
                     gray_flags[i] = flag
             y_all = torch.empty((len(chunk), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=device)
 
