@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU benchmark as one script (for a lent GPU machine): throughput, pipeline stages, precision, CUDA tests.
 # Needs in .benchdata/: retinaface_mobilenet0.25.pth, whole_02.png, crowd.jpg, aligned_*.png; for the CUDA tests
-# a ../shared/data with the test detector and photos. Results go to $OUT (or bench/results).
+# a ../shared/data with the test detector and photos: bench/gpu_prepare.sh builds both (and the wheels) and gives the
+# device command. Results go to $OUT (or bench/results).
 set -u
 OUT=${OUT:-bench/results}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
