@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
-from .runtime import auto_batch_size, memory_format, run_in_batches, use_bf16
+from .runtime import auto_batch_size, empty_cache, is_oom, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,22 @@ def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_for
 def compile_network(net: torch.nn.Module, **compile_options) -> Callable:
     """``torch.compile(net)`` that never sees a batch of one face: it runs as two (itself twice) and the outputs are
     cut back. torch.compile gives size 1 graphs of its own, so without this a lone face (a last partial batch, a
-    one-face image) would cost another minute of compiling; the copy costs one face of compute.
+    one-face image) would cost another minute of compiling; the copy costs one face of compute. Where two faces do
+    not fit in memory, the lone face runs through ``net`` uncompiled.
     """
     compiled = torch.compile(net, **compile_options)
 
     def run(x: torch.Tensor, weight: float) -> tuple:
         if x.shape[0] != 1:
             return compiled(x, weight=weight)
-        return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in compiled(torch.cat([x, x]), weight=weight))
+        try:
+            out = compiled(torch.cat([x, x]), weight=weight)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not is_oom(error):
+                raise
+            empty_cache()
+            return net(x, weight=weight)
+        return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in out)
 
     return run
 

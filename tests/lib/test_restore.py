@@ -217,3 +217,22 @@ def test_compiled_network_never_compiles_a_batch_of_one():
     assert len(graphs) == 2
     assert batches == [2, 2, 3, 3, 2, 1, 2, 1]  # compiled, then eager: the lone faces went in as two
     torch._dynamo.reset()
+
+
+def test_compiled_lone_face_falls_back_to_the_network_when_two_do_not_fit(monkeypatch):
+    import torch
+
+    from codeformer.restore import compile_network
+
+    class TwoDoNotFit(torch.nn.Module):
+        def forward(self, x, weight=0.5):
+            if x.shape[0] > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return (x * weight,)
+
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: net)  # the wrapper's logic, without compiling
+    run = compile_network(TwoDoNotFit())
+    x = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(run(x, weight=0.25)[0], x * 0.25)
+    with pytest.raises(torch.OutOfMemoryError):  # batches of several still report it (the caller halves them)
+        run(torch.rand(2, 3, 4, 4), weight=0.25)
