@@ -1,10 +1,12 @@
-"""Shared by the benchmark scripts: a random-weight CodeFormer loaded through the real loader."""
+"""Shared by the benchmark scripts: a random-weight CodeFormer loaded through the real loader, device sync."""
 
 from __future__ import annotations
 
 import sys
 import tempfile
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -19,3 +21,9 @@ def random_codeformer() -> CodeFormerModel:
     """Official-size CodeFormer with random weights (speed does not depend on the values), via safetensors."""
     with tempfile.TemporaryDirectory() as tmp:
         return model_store.load_codeformer(save_safetensors(codeformer_state_dict(), Path(tmp) / "cf.safetensors"))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock timings are complete."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()

@@ -30,12 +30,9 @@ from codeformer.cli import DETECTORS  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
 
+from common import sync  # noqa: E402
+
 TIMES: dict[str, float] = defaultdict(float)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def timing(name: str, fn, device: torch.device):

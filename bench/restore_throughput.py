@@ -26,12 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from codeformer.restore import restore_faces  # noqa: E402
 from codeformer.runtime import AUTO_NATIVE, resolve_device, use_bf16  # noqa: E402
 
-from common import random_codeformer  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from common import random_codeformer, sync  # noqa: E402
 
 
 def timed(fn, device: torch.device) -> float:
