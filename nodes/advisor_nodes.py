@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from ..codeformer.advisor import SOURCES, Advice, advise_faces, advise_image
+from ..codeformer.advisor import Advice, advise_faces, advise_image
 from .convert import image_to_numpy
 from .device import load_on_device
-from .restore_nodes import FACE_UPSAMPLE_INPUT
+from .restore_nodes import FACE_UPSAMPLE_INPUT, SOURCE_INPUT
 
 # The output type is the very list of the restore nodes' face_upsample combo: ComfyUI accepts a link from a list
 # output to a combo input when the two lists are equal (the frontend shows both as COMBO).
 FACE_UPSAMPLE_OPTIONS = FACE_UPSAMPLE_INPUT[0]
-SOURCE_INPUT = (list(SOURCES), {
-    "default": "ai_generated",
+ADVISOR_SOURCE_INPUT = (SOURCE_INPUT[0], {
+    **SOURCE_INPUT[1],
     "tooltip": "Where the image comes from: ai_generated (fidelity 0.5 unless a close-up) or photo (fidelity 0.7 "
                "and face upsample on, or real skin looks over-smoothed). Close-ups get fidelity 1.0 either way."})
 
@@ -56,7 +56,7 @@ class CodeFormerBestSettings:
             "required": {
                 "image": ("IMAGE", {"tooltip": "The image to restore. For a batch the advice is for the first image "
                                                "(the restore node applies one set of settings to the whole batch)."}),
-                "source": SOURCE_INPUT,
+                "source": ADVISOR_SOURCE_INPUT,
             },
             "optional": {
                 "detector": ("FACE_DETECTOR", {
