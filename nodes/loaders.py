@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import os
+from dataclasses import replace
 
 from ..codeformer import model_store
 from ..codeformer.model_store import KNOWN_FILES
