@@ -38,8 +38,9 @@ def parse_masks(
     labels: list[np.ndarray | None] = [None] * len(faces)
 
     def run(batch: list[int]) -> None:
-        x = np.stack([resize(faces[i], (FACE_SIZE, FACE_SIZE)) for i in batch]).astype(np.float32) / 255.0
-        t = torch.from_numpy(x).permute(0, 3, 1, 2).to(device).contiguous(memory_format=fmt)
+        x = torch.from_numpy(np.stack([resize(faces[i], (FACE_SIZE, FACE_SIZE)) for i in batch]))
+        t = x.permute(0, 3, 1, 2).to(device)  # uint8 travels as is, scaled on the device (same float32 arithmetic)
+        t = (t.float() / 255.0).contiguous(memory_format=fmt)
         with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             out = net((t - 0.5) / 0.5)[0]
         classes = out.float().argmax(dim=1).cpu().numpy()

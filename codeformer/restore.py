@@ -44,10 +44,10 @@ def restore_faces(
     Returns:
         ``[N, 512, 512, 3]`` RGB uint8.
     """
-    crops = [_as_512(face) for face in faces]
+    crops = _as_batch(faces)
     n = len(crops)
     weights = _per_face(fidelity, n)
-    out = np.zeros((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    out = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)  # every row is written below
     if n == 0:
         return out
     gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
@@ -67,13 +67,15 @@ def restore_faces(
             on_progress(done, n)
 
     # Faces with the same fidelity share a batch (the network takes one weight per call). Each chunk of faces goes
-    # to the device in one copy and comes back in one, so batches run back to back without host round trips.
+    # to the device in one copy and comes back in one, so batches run back to back without host round trips; a run
+    # of consecutive faces (all of them, for one fidelity) is read from and written to the arrays in place.
     for w in sorted(set(weights)):
         idx = [i for i in range(n) if weights[i] == w]
         for start in range(0, len(idx), TRANSFER_CHUNK):
             chunk = idx[start : start + TRANSFER_CHUNK]
+            rows = _rows(chunk)
             # uint8 travels as is and is scaled on the device: (x / 255 - 0.5) / 0.5, as the official code
-            host = torch.from_numpy(_stack([crops[i] for i in chunk])).permute(0, 3, 1, 2)
+            host = torch.from_numpy(crops[rows]).permute(0, 3, 1, 2)
             x_all = host.to(device)
             if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
                 for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host)):
@@ -90,11 +92,21 @@ def restore_faces(
 
             run_in_batches(run, list(range(len(chunk))), batch_size, on_done=progress,
                            check_interrupt=check_interrupt, what="CodeFormer")
-            out[chunk] = y_all.cpu().numpy()
+            if isinstance(rows, slice):
+                torch.from_numpy(out[rows]).copy_(y_all)  # straight into the result, no intermediate copy
+            else:
+                out[rows] = y_all.cpu().numpy()
     for i in range(n):
         if gray_flags[i]:
             out[i] = restore_gray(out[i], _to_uint8(crops[i]))
     return out
+
+
+def _rows(chunk: list[int]) -> slice | list[int]:
+    """Indices as a slice when consecutive (numpy then gives views, not copies)."""
+    if chunk[-1] - chunk[0] == len(chunk) - 1:
+        return slice(chunk[0], chunk[-1] + 1)
+    return chunk
 
 
 def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_format) -> Callable:
@@ -176,8 +188,15 @@ def _as_512(face: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(resize(face, (FACE_SIZE, FACE_SIZE)))
 
 
-def _stack(crops: list[np.ndarray]) -> np.ndarray:
-    """Crops from ``_as_512`` as one array: uint8 when all are, else float32 0..1."""
+def _as_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Faces as one ``[N, 512, 512, 3]`` array: uint8 when all are, else float32 0..1. A uint8 array of that shape
+    is used as it is (no copy: it is only read)."""
+    if isinstance(faces, np.ndarray) and faces.dtype == np.uint8 and faces.shape[1:] == (FACE_SIZE, FACE_SIZE, 3):
+        if faces.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            return np.ascontiguousarray(faces)
+    crops = [_as_512(face) for face in faces]
+    if not crops:
+        return np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     if all(c.dtype == np.uint8 for c in crops):
         return np.stack(crops)
     return np.stack([c.astype(np.float32) / 255.0 if c.dtype == np.uint8 else c for c in crops])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -139,6 +141,23 @@ def test_transfer_chunks_give_the_same_result(monkeypatch):
     np.testing.assert_array_equal(out, expected)
     assert model.module.batches == [2, 2, 1, 2]  # w=0.5: chunks of 2, 2, 1; w=1.0: one chunk of 2
     assert progress[-1] == (7, 7) and [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+def test_array_input_is_read_in_place_and_left_unchanged():
+    rng = np.random.default_rng(5)
+    crops = rng.integers(0, 256, (5, 512, 512, 3), dtype=np.uint8)
+    original = crops.copy()
+    weights = [0.5, 1.0, 0.5, 0.5, 1.0]  # w=0.5 rows 0, 2, 3 are not consecutive: those are gathered
+    singles = np.stack([restore_faces(fake_model(shift=0.2), crops[i : i + 1], w)[0] for i, w in enumerate(weights)])
+    np.testing.assert_array_equal(restore_faces(fake_model(shift=0.2), crops, weights, batch_size=2), singles)
+    np.testing.assert_array_equal(restore_faces(fake_model(shift=0.2), list(crops), weights), singles)
+    np.testing.assert_array_equal(crops, original)
+    assert np.abs(singles.astype(int) - crops.astype(int)).mean() > 10  # the shift reached the output
+    readonly = crops.copy()
+    readonly.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.from_numpy warns on read-only arrays
+        np.testing.assert_array_equal(restore_faces(fake_model(shift=0.2), readonly, weights), singles)
 
 
 def test_uint8_and_float_faces_mix():
