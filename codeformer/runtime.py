@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class OutOfMemory(RuntimeError):
-    """Still out of memory at the smallest batch or tile; the message says what to do."""
+class OutOfMemory(torch.OutOfMemoryError):
+    """Still out of memory at the smallest batch or tile; the message says what to do. A ``torch.OutOfMemoryError``,
+    so that hosts that act on those (ComfyUI unloads its models and prints its tips) see it as one."""
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -13,7 +13,6 @@ import torch
 from .image import resize
 from .runtime import (
     AUTO_NATIVE,
-    AUTO_NEVER,
     OutOfMemory,
     empty_cache,
     free_cuda_memory,
@@ -59,14 +58,17 @@ def upscale_image(
     context, as the official RealESRGANer; ``tile=0``: ``auto_tile``; the tile halves on out-of-memory), then the
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
     ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it natively
-    (``AUTO_NATIVE``), for models that spandrel marks bf16-safe.
+    (``AUTO_NATIVE``). Models that spandrel does not mark bf16-safe always run in fp32.
     """
     size = target_size(image.shape[:2], scale)
     if model is None:
         return resize(image, size, cv2.INTER_LINEAR)
     device = torch.device(device)
-    bf16_safe = getattr(model, "supports_bfloat16", False)
-    bf16 = use_bf16(device, precision, auto_on=AUTO_NATIVE if bf16_safe else AUTO_NEVER)
+    bf16 = use_bf16(device, precision, auto_on=AUTO_NATIVE)
+    if bf16 and not getattr(model, "supports_bfloat16", False):
+        if precision == "bf16":
+            log.warning("%s does not support bf16 (spandrel); running it in fp32", _name(model))
+        bf16 = False
     if tile <= 0:
         tile = auto_tile(device, image.shape[:2], int(model.scale), bf16)  # type: ignore[attr-defined]
     out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt)
@@ -85,8 +87,23 @@ def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf1
     return min(max(size), max(MIN_TILE, side // 8 * 8))
 
 
+def _name(model: object) -> str:
+    return getattr(getattr(model, "architecture", None), "name", type(model).__name__)
+
+
+def _forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How a tile runs. Real-ESRGAN's RRDB network directly, as the official RealESRGANer: it pads odd sizes itself,
+    to the official multiple of 2 (the descriptor would pad x2 models to a multiple of 4, changing edge pixels).
+    Every other architecture through its spandrel descriptor, as ComfyUI core does: padding to the model's size
+    requirements and its own call (e.g. DRUNet's noise-level channel)."""
+    if getattr(getattr(model, "architecture", None), "id", None) == "ESRGAN":
+        return model.model
+    return model
+
+
 def _run_model(model, image, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:
-    net = model.model.to(device).eval().to(memory_format=fmt)  # type: ignore[attr-defined]
+    model.model.to(device).eval().to(memory_format=fmt)  # type: ignore[attr-defined]
+    net = _forward(model)
     while True:
         try:
             scale = int(model.scale)  # type: ignore[attr-defined]

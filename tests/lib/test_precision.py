@@ -64,6 +64,8 @@ def test_upscaler_without_bf16_support_stays_fp32(x4_model, photo, native_bf16, 
     native_bf16(True)
     monkeypatch.setattr(x4_model, "supports_bfloat16", False)
     assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), fp32)
+    # asked for bf16 explicitly: still fp32 (spandrel says the model breaks in bf16), in the same channels_last
+    assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="bf16"), fp32)
 
 
 def test_channels_last_upscale_equals_nchw(x4_model, photo, native_bf16):

@@ -73,3 +73,29 @@ def test_tile_zero_is_auto(x4_model, photo, monkeypatch):
     upsample.upscale_image(x4_model, photo, 4.0)
     assert seen == [upsample.DEFAULT_TILE]  # on the CPU
 
+
+
+def _spandrel(net: torch.nn.Module):
+    import spandrel
+
+    return spandrel.ModelLoader().load_from_state_dict(net.state_dict())
+
+
+@pytest.mark.parametrize("arch", ["SAFMN", "DRUNet"])
+def test_other_architectures_run_through_their_descriptor(arch, photo):
+    """Models with size requirements (SAFMN: multiples of 8) or a call of their own (DRUNet: a noise-level channel)
+    give what ComfyUI core's upscale node gives: the descriptor's call, tiled or whole."""
+    from spandrel.architectures.DRUNet import DRUNet
+    from spandrel.architectures.SAFMN import SAFMN
+
+    torch.manual_seed(0)
+    net = SAFMN(dim=8, n_blocks=1, upscaling_factor=2) if arch == "SAFMN" else DRUNet(in_nc=4, out_nc=3, nc=[8, 16, 32, 64], nb=2)
+    model = _spandrel(net)
+    assert model.architecture.id != "ESRGAN"
+    x = torch.from_numpy(photo.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        expected = (model(x)[0].permute(1, 2, 0).numpy() * 255.0).round()
+    whole = upsample.upscale_image(model, photo, model.scale, tile=0, precision="fp32")
+    assert whole.shape == expected.shape and np.abs(whole - expected).max() <= 1
+    tiled = upsample.upscale_image(model, photo, model.scale, tile=48, precision="fp32")  # odd-sized edge tiles
+    assert tiled.shape == expected.shape and np.abs(tiled.astype(int) - whole.astype(int)).mean() < 8
