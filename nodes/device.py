@@ -41,12 +41,23 @@ def output_device() -> torch.device:
     return torch.device(mm.intermediate_device())
 
 
+class _Held(torch.nn.Module):
+    """What a ModelPatcher manages: a container around one network. The patcher sets its bookkeeping attributes
+    (``device``, ``model_lowvram``...) on the module it holds; on the container they cannot clash with the network's
+    own (spandrel's AuraSR has a read-only ``device`` property)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+
 def _patcher(module: torch.nn.Module, device: torch.device) -> comfy.model_patcher.ModelPatcher:
     """The ModelPatcher that lets ComfyUI load and offload ``module``: one per network and device, kept on the
     module itself so that every run hands ComfyUI the same model (it tracks loaded models by patcher identity)."""
     patcher = module.__dict__.get(_PATCHER_ATTR)
     if patcher is None or patcher.load_device != device:
-        patcher = comfy.model_patcher.ModelPatcher(module, load_device=device, offload_device=mm.unet_offload_device())
+        patcher = comfy.model_patcher.ModelPatcher(_Held(module), load_device=device,
+                                                   offload_device=mm.unet_offload_device())
         module.__dict__[_PATCHER_ATTR] = patcher
     return patcher
 

@@ -131,6 +131,7 @@ def _make_comfy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]
         mm.calls.append(("load_models_gpu", list(models), memory_required, force_full_load))
         for patcher in models:
             patcher.model.to(patcher.load_device)
+            patcher.model.device = patcher.load_device  # as the real ModelPatcher.load
             if patcher in mm.current_loaded_models:
                 mm.current_loaded_models.remove(patcher)
             mm.current_loaded_models.insert(0, patcher)

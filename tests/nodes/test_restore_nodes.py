@@ -7,6 +7,7 @@ restore (same face, same settings) and one more fidelity.
 from __future__ import annotations
 
 import logging
+import sys
 
 import comfy.model_management
 import comfy.utils
@@ -200,8 +201,27 @@ def test_models_are_loaded_through_comfy_memory_management(nodes, models, as_ima
         runs.append([c[1][0] for c in loads])
     (up_patcher, det_patcher), second = runs
     assert second[0] is up_patcher and second[1] is det_patcher
-    assert up_patcher.model is models["upscaler"].model and det_patcher.model is models["detector"].module
+    assert up_patcher.model.net is models["upscaler"].model and det_patcher.model.net is models["detector"].module
     assert up_patcher.load_device == torch.device("cpu") and mm.current_loaded_models[:2] == [det_patcher, up_patcher]
+
+
+def test_networks_with_a_read_only_device_property_load(pack):
+    """ComfyUI's ModelPatcher writes ``model.device`` on load; a network where that is a read-only property
+    (spandrel's AuraSR) must still load, keeping its own property."""
+    load_on_device = sys.modules[pack.__name__ + ".nodes.device"].load_on_device
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+
+        @property
+        def device(self):
+            return self.conv.weight.device
+
+    net = Net()
+    assert load_on_device(net) == torch.device("cpu")
+    assert net.device == torch.device("cpu") and "device" not in net.__dict__
 
 
 def test_modular_nodes_take_a_precision(nodes, models, as_image):
