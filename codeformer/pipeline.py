@@ -98,6 +98,13 @@ def face_paste_size(face: Face, scale: float) -> float:
     return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
 
 
+def check_backgrounds(count: int, faces: Faces) -> None:
+    """Raise ValueError unless there is one background per image the faces were detected in."""
+    if count != len(faces.source_sizes):
+        raise ValueError(f"{count} background image(s) for faces from {len(faces.source_sizes)} image(s); "
+                         "connect the same image batch the faces were detected in (or its upscaled version)")
+
+
 def paste_back(
     backgrounds: Sequence[np.ndarray],
     faces: Faces,
@@ -123,9 +130,7 @@ def paste_back(
     """
     if face_upsample not in FACE_UPSAMPLE_MODES:
         raise ValueError(f"face_upsample must be one of {FACE_UPSAMPLE_MODES}, got '{face_upsample}'")
-    if len(backgrounds) != len(faces.source_sizes):
-        raise ValueError(f"{len(backgrounds)} background image(s) for faces from {len(faces.source_sizes)} image(s); "
-                         "connect the same image batch the faces were detected in (or its upscaled version)")
+    check_backgrounds(len(backgrounds), faces)
     if len(restored) != len(faces):
         raise ValueError(f"{len(restored)} restored face(s) for {len(faces)} detected face(s); "
                          "connect the restored crops of these FACES")

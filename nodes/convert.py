@@ -26,19 +26,24 @@ def image_to_numpy(image: torch.Tensor, name: str = "IMAGE input") -> list[np.nd
     ``name`` (the node input, e.g. ``image``) is used in error messages. Raises ValueError for a tensor that is
     not an IMAGE and for NaN values; other values are clamped to 0..1.
     """
+    rgb = checked_rgb(image, name)
+    # float_to_uint8 returns new arrays, so the (possibly shared) input tensor is never written to.
+    array = float_to_uint8(rgb.detach().to("cpu", torch.float32).numpy())
+    return list(array)
+
+
+def checked_rgb(image: torch.Tensor, name: str = "IMAGE input") -> torch.Tensor:
+    """``as_rgb(image)`` after the checks of ``image_to_numpy`` (an IMAGE tensor, not empty, no NaN)."""
     if not isinstance(image, torch.Tensor) or image.ndim != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"{name}: expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
                          "connect an IMAGE output (e.g. Load Image)")
-    channels = image.shape[-1]
-    if channels == 0 or 0 in image.shape[1:3]:
+    if image.shape[-1] == 0 or 0 in image.shape[1:3]:
         raise ValueError(f"{name}: the IMAGE is empty ({tuple(image.shape)}: height, width and channels must be "
                          "at least 1); connect an RGB image")
     rgb = as_rgb(image)
     _refuse_nan(rgb, name)
-    # float_to_uint8 returns new arrays, so the (possibly shared) input tensor is never written to.
-    array = float_to_uint8(rgb.detach().to("cpu", torch.float32).numpy())
-    return list(array)
+    return rgb
 
 
 def as_rgb(image: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from ..codeformer.advisor import SOURCES, auto_fidelity as advised_fidelity
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
+    check_backgrounds,
     paste_back,
     restore_found_faces,
     restore_images,
@@ -19,7 +20,7 @@ from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
-from .convert import as_rgb, image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
+from .convert import checked_rgb, image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, detect_options
 
@@ -209,12 +210,16 @@ class CodeFormerPasteBack:
 
     def paste(self, background, faces, restored_faces, visibility, feather, face_upsample, face_parser=None,
               upscale_model=None, precision="auto"):
-        if len(faces) == 0:
-            mask = torch.zeros(background.shape[:3], dtype=torch.float32, device=output_device())
-            return (as_rgb(background).to(output_device()).contiguous(), mask)  # RGB, as when faces are pasted
+        if len(faces) == 0:  # passed through: RGB, values clamped to 0..1, as when faces are pasted
+            rgb = checked_rgb(background, "background")
+            check_backgrounds(len(rgb), faces)
+            mask = torch.zeros(rgb.shape[:3], dtype=torch.float32, device=output_device())
+            return (rgb.to(output_device(), torch.float32).clamp(0.0, 1.0), mask)
         check_upscaler(upscale_model)
         if upscale_model is None and face_upsample == "always":
             log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")
+        if face_upsample == "off":
+            upscale_model = None  # not loaded onto the device for nothing
         device = load_on_device(_module(face_parser), _module(upscale_model))
         results = paste_back(image_to_numpy(background, "background"), faces,
                              image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
@@ -271,6 +276,8 @@ class CodeFormerFaceRestore:
         if upscale_model is None and (background_enhance or face_upsample != "off"):
             log.warning("CodeFormer Face Restore: no upscale_model connected, so background_enhance/face_upsample "
                         "fall back to plain resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
+        if not background_enhance and face_upsample == "off":
+            upscale_model = None  # not loaded onto the device for nothing
         modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
         device = load_on_device(*modules)
         results, faces, _, _ = restore_images(

@@ -153,6 +153,36 @@ def test_image_without_faces_passes_through(nodes, models, as_image, caplog, no_
     one, _, _ = nodes["CodeFormerFaceRestore"]().restore(rgba, models["codeformer"], models["detector"], 0.5, 1.0,
                                                          False, "off", **DETECT)
     assert torch.equal(one, image)
+    # the checks of the path with faces: values clamped, NaN refused, one background per detected image
+    bright = image.clone()
+    bright[0, 0, 0] = 1.5
+    out, _ = nodes["CodeFormerPasteBack"]().paste(bright, faces, restored, 1.0, 1.0, "auto")
+    assert float(out.max()) == 1.0 and torch.equal(out[0, 1:], image[0, 1:])
+    broken = image.clone()
+    broken[0, 3, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="background: image 0 of the batch has 1 NaN"):
+        nodes["CodeFormerPasteBack"]().paste(broken, faces, restored, 1.0, 1.0, "auto")
+    with pytest.raises(ValueError, match="2 background image.* from 1 image"):
+        nodes["CodeFormerPasteBack"]().paste(image.repeat(2, 1, 1, 1), faces, restored, 1.0, 1.0, "auto")
+
+
+def test_upscaler_is_loaded_only_when_used(nodes, models, as_image, no_network):
+    """An upscale_model connected but switched off (face_upsample off, no background enhance) is not put on the
+    device: it would take memory from other models for nothing."""
+    mm = comfy.model_management
+    image = as_image(np.full((40, 40, 3), 128, np.uint8))
+    faces, crops, _, _ = nodes["CodeFormerFaceDetect"]().detect(image, models["detector"], 0.8, 10.0, "all", 0)
+
+    def loaded() -> list:
+        return [p.model.net for c in mm.calls if c[0] == "load_models_gpu" for p in c[1]]
+
+    nodes["CodeFormerFaceRestore"]().restore(image, models["codeformer"], models["detector"], 0.5, 1.0, False,
+                                             "off", **DETECT, upscale_model=models["upscaler"])
+    assert models["upscaler"].model not in loaded()
+    mm.calls.clear()
+    nodes["CodeFormerFaceRestore"]().restore(image, models["codeformer"], models["detector"], 0.5, 1.0, True,
+                                             "off", **DETECT, upscale_model=models["upscaler"])
+    assert models["upscaler"].model in loaded()
 
 
 def test_interrupt_propagates(nodes, models, graphs, source, no_network):
