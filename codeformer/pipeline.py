@@ -201,9 +201,17 @@ def upscale_backgrounds(
     on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
-    """Each image upscaled to exactly ``round(W*scale) x round(H*scale)`` (model, else bilinear)."""
+    """Each image upscaled to exactly ``round(W*scale) x round(H*scale)`` (model, else bilinear).
+
+    ``on_progress(done, total)`` counts tiles over the whole batch (its images have one size, as in ComfyUI).
+    """
+    def tiles_of(index: int) -> Callable[[int, int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda done, total: on_progress(index * total + done, len(images) * total)
+
     return [upscale_image(upscaler, img, scale, tile=tile, device=device, precision=precision,
-                          on_progress=on_progress, check_interrupt=check_interrupt) for img in images]
+                          on_progress=tiles_of(i), check_interrupt=check_interrupt) for i, img in enumerate(images)]
 
 
 def restore_images(
@@ -230,20 +238,29 @@ def restore_images(
     """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces.
 
     ``precision`` (``runtime.use_bf16``) applies to every network; default: ``codeformer.precision``.
-    ``on_progress(done, total)`` counts restored faces.
+    ``on_progress(done, total)`` counts the steps after detection: each face restored, the backgrounds (one step
+    per image), the paste.
     """
     faces, crops = find_faces(detector, images, options, device=device, check_interrupt=check_interrupt)
     precision = codeformer.precision if precision is None else precision
+    steps = len(faces) + len(images) + 1
+
+    def step(done: int, _total: int = 0) -> None:
+        if on_progress is not None:
+            on_progress(done, steps)
+
     restored = restore_found_faces(codeformer, faces, crops, fidelity, device=device, batch_size=batch_size,
-                                   precision=precision, on_progress=on_progress, check_interrupt=check_interrupt)
+                                   precision=precision, on_progress=step, check_interrupt=check_interrupt)
     bg_model = upscaler if background_enhance else None
     backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device, precision=precision,
                                       check_interrupt=check_interrupt)
+    step(len(faces) + len(images))
     canvases = None if bg_model is not None else \
         [plain_canvas(img, upscale) if faces.for_image(i) else None for i, img in enumerate(images)]
     results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
                          face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
                          device=device, precision=precision, check_interrupt=check_interrupt, canvases=canvases)
+    step(steps)
     return results, faces, crops, restored
 
 
