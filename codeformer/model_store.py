@@ -317,6 +317,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def find_renamed_copy(known: KnownFile, search_dirs: Sequence[Path]) -> Path | None:
+    """A file in ``search_dirs`` (not their subfolders) with ``known``'s size and SHA-256, under any name."""
+    if known.size is None:
+        return None
+    for d in search_dirs:
+        if not Path(d).is_dir():
+            continue
+        for candidate in sorted(Path(d).iterdir()):
+            if candidate.is_file() and candidate.stat().st_size == known.size and _sha256(candidate) == known.sha256:
+                return candidate
+    return None
+
+
 def resolve_model_file(
     name: str,
     folder: str,
@@ -326,11 +339,16 @@ def resolve_model_file(
     offline: bool | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Find ``name`` in ``search_dirs``; else download it into ``download_dir`` if it is a known file; else raise."""
+    """Find ``name`` in ``search_dirs``; else, for a known file, the same file under another name there (other packs
+    save codeformer.pth as codeformer-v0.1.0.pth), or download it into ``download_dir``; else raise."""
     found = find_model_file(name, search_dirs)
     if found is not None:
         return found
     known = KNOWN_FILES.get(name)
+    copy = find_renamed_copy(known, search_dirs) if known is not None else None
+    if copy is not None:
+        logger.info("using %s for %s: the same file (SHA-256 %s)", copy, name, known.sha256[:12])
+        return copy
     if known is not None and download_dir is not None:
         if known.folder != folder:
             logger.warning("%s belongs in models/%s, not models/%s; downloading it anyway", name, known.folder, folder)

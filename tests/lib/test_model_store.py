@@ -269,7 +269,23 @@ def test_resolve_prefers_existing_then_downloads(server: str, tmp_path: Path, mo
     assert ms.resolve_model_file("model.pth", "facerestore_models", [user, dl], dl, offline=True) == got
 
 
-# ------------------------------------------------------------------------------------------ load_state_dict
+
+def test_resolve_uses_the_same_file_under_another_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A known file saved by another pack under its own name (codeformer-v0.1.0.pth) is used, not downloaded again;
+    a file of the same size with other bytes is not."""
+    monkeypatch.setitem(ms.KNOWN_FILES, "model.pth", known("http://127.0.0.1:9/never"))
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "a-same-size.pth").write_bytes(PAYLOAD[:-3] + b"END")
+    (user / "model-v0.1.0.pth").write_bytes(PAYLOAD)
+    dl = tmp_path / "dl"
+    assert ms.resolve_model_file("model.pth", "facerestore_models", [dl, user], dl, offline=True) == \
+        user / "model-v0.1.0.pth"
+    (user / "model-v0.1.0.pth").unlink()
+    with pytest.raises(ModelDownloadError):  # only the look-alike is left: a download is needed (offline here)
+        ms.resolve_model_file("model.pth", "facerestore_models", [dl, user], dl, offline=True)
+    assert (user / "a-same-size.pth").read_bytes() == PAYLOAD[:-3] + b"END" and not dl.exists()
+
 
 
 def _sd() -> dict[str, torch.Tensor]:
