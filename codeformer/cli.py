@@ -4,30 +4,36 @@ Exit codes (the message is one ``error:`` line on stderr):
 
 - 0: success (images without faces are written resized, not skipped).
 - 1: a model or processing error: model file missing/corrupt/wrong/refused, download failed, out of memory.
-- 2: bad arguments or unusable input: unknown option or value out of range, input missing or not an image,
-  folder without images, two inputs with the same output name, an output that would overwrite an input.
+- 2: bad arguments or unusable input: unknown option or value out of range, input missing, folder without
+  images, two inputs with the same output name, an output that would overwrite an input or (without
+  ``--overwrite``) an existing file, ``-o`` naming a file; or some inputs were not readable images (the others
+  were restored and written: each unreadable file gets its own ``error:`` line).
 - 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image is left behind.
 
-Inputs are never overwritten: the output image paths are checked before the first image is processed, and
-every write is checked again.
+Nothing is overwritten by surprise: the output paths are checked before models load; inputs never, other existing
+files only with ``--overwrite``, and every write is checked again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import glob
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import model_store
-from .image_io import ImageReadError, collect_inputs, read_image, write_image
+from .image_io import IMAGE_EXTENSIONS, ImageReadError, collect_inputs, read_image_with_notes, write_image
 from .runtime import PRECISIONS, OutOfMemory, resolve_device
+from .types import FACE_SIZE
 from .upsample import AUTO_TILE, DEFAULT_TILE
 
 log = logging.getLogger("codeformer")
@@ -46,29 +52,42 @@ class CliError(Exception):
         self.code = code
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m codeformer", description="CodeFormer face restoration.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("restore", help="restore the faces in images (whole images, or aligned 512x512 faces)")
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    r.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
+    r.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
+                   help="output folder (created if missing); OUTDIR/<input name>.png per image")
+    r.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never the inputs)")
     r.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (no detection)")
     r.add_argument("--fidelity", "-w", type=float, default=0.5, help="0 = quality, 1 = fidelity (default 0.5)")
-    r.add_argument("--upscale", "-s", type=float, default=2.0, help="output scale of whole images (default 2)")
+    r.add_argument("--upscale", "-s", type=float, default=2.0, help="output scale of whole images, 1..8 (default 2)")
     r.add_argument("--background-enhance", action="store_true", help="upscale the background with Real-ESRGAN")
     r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
-    r.add_argument("--face-upsample-mode", choices=("auto", "always"), default="always",
-                   help="with --face-upsample: 'always' (official) or 'auto' (only faces pasted larger than 512 px)")
+    r.add_argument("--face-upsample-mode", choices=("auto", "always"), default=None,
+                   help="implies --face-upsample: 'always' (its default, official) or 'auto' (only faces pasted "
+                        "larger than 512 px)")
     r.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
     r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
-    r.add_argument("--max-faces", type=int, default=0, help="keep at most N faces per image (0 = all)")
+    r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
     r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
-    r.add_argument("--tile", type=int, default=AUTO_TILE,
+    r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
                    help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
                         "fastest there), on GPUs as large as free memory allows")
-    r.add_argument("--batch-size", type=int, default=None,
+    r.add_argument("--batch-size", type=_at_least(1), default=None,
                    help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 8 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX/"
@@ -126,70 +145,115 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from .pipeline import DetectOptions, restore_images
-    from .restore import restore_faces
-
     if not 0.0 <= args.fidelity <= 1.0:
         raise CliError(f"--fidelity {args.fidelity} is outside 0..1")
     if not 1.0 <= args.upscale <= 8.0:
         raise CliError(f"--upscale {args.upscale} is outside 1..8")
-    inputs = _inputs(args.inputs, args.output)
-    _check_outputs(inputs, args.output)
-    device = resolve_device(args.device)
+    inputs = _inputs(args.inputs)
+    device = _device(args.device)
+    _check_output_folder(args.output)
+    _check_outputs(inputs, args.output, args.save_faces, args.overwrite)
+    created = not args.output.exists()
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CliError(f"cannot create the output folder {args.output}: {error.strerror or error}") from error
+    try:
+        failed = _restore_all(args, inputs, device)
+    finally:
+        if created and not any(args.output.iterdir()):
+            args.output.rmdir()  # a run that wrote nothing leaves nothing behind
+    return _report_unreadable(failed, len(inputs))
+
+
+def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch.device) -> list[Path]:
+    """Restore every input into ``args.output``; returns the inputs that could not be read (each reported)."""
+    from .pipeline import DetectOptions, restore_images
+    from .restore import restore_faces
+
     if device.type == "cuda":  # fixed 512 px faces and tiles: let cuDNN pick its fastest kernels
         torch.backends.cudnn.benchmark = True
     models = Models(args.models_dir, args.offline)
     codeformer = model_store.load_codeformer(models.path("codeformer.pth", "facerestore_models"))
     codeformer = dataclasses.replace(codeformer, compile=args.compile, precision=args.precision)
-    args.output.mkdir(parents=True, exist_ok=True)
     if args.aligned:
-        for path in inputs:
-            face = _read(path)
-            restored = restore_faces(codeformer, [face], args.fidelity, device=device)[0]
-            _write(restored.astype(np.float32), args.output / f"{path.stem}.png", inputs)
-        return 0
-
-    detector = model_store.load_detector(models.path(DETECTORS[args.detector], "facedetection"), args.detector)
-    parser = model_store.load_parser(models.path("parsing_parsenet.pth", "facedetection"))
+        detector = parser = None
+    else:
+        detector = model_store.load_detector(models.path(DETECTORS[args.detector], "facedetection"), args.detector)
+        parser = model_store.load_parser(models.path("parsing_parsenet.pth", "facedetection"))
+    mode = args.face_upsample_mode or ("always" if args.face_upsample else "off")
     upscaler = None
-    if args.background_enhance or args.face_upsample:
+    if not args.aligned and (args.background_enhance or mode != "off"):
         upscaler = model_store.load_upscaler(models.path(args.upscaler, "upscale_models"))
     options = DetectOptions(selection="center" if args.only_center_face else "all", max_faces=args.max_faces)
-    mode = args.face_upsample_mode if args.face_upsample else "off"
+    failed = []
     for path in inputs:
-        image = _read(path)
-        results, faces, crops, restored = restore_images(
-            [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
-            fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
-            face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
-            precision=args.precision)
+        image = _read_or_report(path, failed)
+        if image is None:
+            continue
+        if args.aligned:
+            if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+                log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
+                            "--has_aligned)", path, image.shape[1], image.shape[0])
+            restored = restore_faces(codeformer, [image], args.fidelity, device=device)[0]
+            _write(restored.astype(np.float32), args.output / f"{path.stem}.png", inputs)
+            continue
+        with _progress(path.name) as on_progress:
+            results, faces, crops, restored = restore_images(
+                [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
+                fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
+                face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
+                precision=args.precision, on_progress=on_progress)
         log.info("%s: %d face(s)", path.name, len(faces))
         _write(results[0].image, args.output / f"{path.stem}.png", inputs)
         if args.save_faces:
             for i, (crop, face) in enumerate(zip(crops, restored)):
                 _write(crop.astype(np.float32), args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
                 _write(face.astype(np.float32), args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs)
-    return 0
+    return failed
+
+
+@contextlib.contextmanager
+def _progress(name: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (shown only on a terminal) driven by ``on_progress(done, total)``."""
+    with tqdm(desc=name, unit="step", disable=None, leave=False, file=sys.stderr) as bar:
+        def on_progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield on_progress
 
 
 def run_advise(args: argparse.Namespace) -> int:
     from .advisor import advise_image
 
-    inputs = _inputs(args.inputs, None)
-    device = resolve_device(args.device)
+    inputs = _inputs(args.inputs)
+    device = _device(args.device)
     models = Models(args.models_dir, args.offline)
     detector = model_store.load_detector(models.path(DETECTORS[args.detector], "facedetection"), args.detector)
+    failed: list[Path] = []
     for path in inputs:
-        advice = advise_image(_read(path), detector, source=args.source, device=device)
-        print(json.dumps({"image": str(path), **advice.as_dict()}))
-    return 0
+        image = _read_or_report(path, failed)
+        if image is not None:
+            advice = advise_image(image, detector, source=args.source, device=device)
+            print(json.dumps({"image": str(path), **advice.as_dict()}))
+    return _report_unreadable(failed, len(inputs))
 
 
-def _inputs(items: Sequence[str], output: Path | None) -> list[Path]:
+def _device(name: str) -> torch.device:
     try:
-        inputs = collect_inputs([Path(i) for i in items])
+        return resolve_device(name)
+    except (ValueError, RuntimeError) as error:
+        raise CliError(f"--device {name}: {error}") from error
+
+
+def _inputs(items: Sequence[str]) -> list[Path]:
+    """The input images (a file named twice counts once); refuses two inputs with the same output name."""
+    try:
+        found = collect_inputs([Path(i) for i in items])
     except ImageReadError as error:
         raise CliError(str(error)) from error
+    inputs = list({p.resolve(): p for p in reversed(found)}.values())[::-1]  # first mention kept, in order
     stems: dict[str, Path] = {}
     for path in inputs:
         if path.stem in stems:
@@ -199,21 +263,53 @@ def _inputs(items: Sequence[str], output: Path | None) -> list[Path]:
     return inputs
 
 
-def _check_outputs(inputs: Sequence[Path], output: Path) -> None:
-    """Refuse before any work when ``OUTDIR/<stem>.png`` would replace one of the inputs."""
+def _check_output_folder(output: Path) -> None:
+    """``-o`` must be a folder (existing or new), not a file or a file name."""
+    if output.exists() and not output.is_dir():
+        raise CliError(f"-o {output} is a file; -o takes a folder (outputs are written as OUTDIR/<input name>.png)")
+    if not output.exists() and output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise CliError(f"-o {output} looks like a file name; -o takes a folder (outputs are written as "
+                       "OUTDIR/<input name>.png)")
+
+
+def _check_outputs(inputs: Sequence[Path], output: Path, save_faces: bool, overwrite: bool) -> None:
+    """Refuse before any work when an output would replace an input, a folder, or (unless ``overwrite``) a file."""
     originals = {i.resolve() for i in inputs}
+    existing = []
     for path in inputs:
         target = output / f"{path.stem}.png"
         if target.resolve() in originals:
             raise CliError(f"refusing to overwrite input file {path} with the output {target}; "
                            "choose another output folder (-o)")
+        if target.is_dir():
+            raise CliError(f"the output {target} is a folder; rename it or choose another output folder (-o)")
+        faces = sorted((output / "faces").glob(f"{glob.escape(path.stem)}_[0-9][0-9]_*.png")) if save_faces else []
+        existing += [p for p in [target, *faces] if p.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise CliError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace them, "
+                       "or choose another output folder (-o)")
 
 
-def _read(path: Path) -> np.ndarray:
+def _read_or_report(path: Path, failed: list[Path]) -> np.ndarray | None:
+    """The image, or None after printing why it cannot be read (``path`` is added to ``failed``)."""
     try:
-        return read_image(path)
+        image, notes = read_image_with_notes(path)
     except ImageReadError as error:
-        raise CliError(str(error)) from error
+        print(f"error: {error}; skipped", file=sys.stderr)
+        failed.append(path)
+        return None
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    return image
+
+
+def _report_unreadable(failed: Sequence[Path], total: int) -> int:
+    if not failed:
+        return 0
+    print(f"error: {len(failed)} of {total} input(s) could not be read (see above); the others were processed",
+          file=sys.stderr)
+    return 2
 
 
 def _write(image: np.ndarray, path: Path, inputs: Sequence[Path]) -> None:

@@ -9,8 +9,9 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 class ImageReadError(ValueError):
@@ -18,11 +19,13 @@ class ImageReadError(ValueError):
 
 
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Image files named directly, plus the images inside named folders (sorted, not recursive)."""
+    """Image files named directly, plus the images inside named folders (sorted, not recursive; hidden files such
+    as macOS's ``._name.jpg`` are not images)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            images = sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
             if not images:
                 raise ImageReadError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
             found.extend(images)
@@ -41,8 +44,26 @@ def read_image(path: Path) -> np.ndarray:
         raise ImageReadError(f"cannot read {path}: {error.strerror or error}") from error
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ImageReadError(f"{path} is not a readable image (supported: {', '.join(IMAGE_EXTENSIONS)})")
+        raise ImageReadError(f"{path} is not a readable image: not an image, damaged or cut short, or a variant "
+                             "OpenCV cannot decode (e.g. 32-bit float TIFF); save it as an 8- or 16-bit PNG or JPEG")
     return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def read_image_with_notes(path: Path) -> tuple[np.ndarray, list[str]]:
+    """``read_image``, plus what it leaves out: transparency, frames after the first."""
+    image = read_image(path)
+    notes = []
+    try:
+        with Image.open(path) as info:
+            frames = getattr(info, "n_frames", 1)
+            alpha = info.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in info.info
+    except (OSError, ValueError):  # a format only OpenCV reads: nothing more to say
+        return image, notes
+    if alpha:
+        notes.append("its transparency is dropped (as the official code): the output is opaque")
+    if frames > 1:
+        notes.append(f"only the first of its {frames} frames is restored")
+    return image, notes
 
 
 def _umask() -> int:

@@ -51,6 +51,13 @@ def test_precision_and_batch_size_reach_the_pipeline(models_dir, tmp_path, monke
                  "--offline", "--device", "cpu"])
     assert code == 0
     assert seen["precision"] == "bf16" and seen["codeformer"].precision == "bf16" and seen["batch_size"] == 3
+    assert seen["face_upsample"] == "off"
+    common = [str(tmp_path / "flat.png"), "--detector", "retinaface_mobile0.25", "--models-dir", str(models_dir),
+              "--offline", "--device", "cpu", "--overwrite"]
+    for flags, mode in ((["--face-upsample"], "always"), (["--face-upsample-mode", "auto"], "auto"),
+                        (["--face-upsample", "--face-upsample-mode", "auto"], "auto")):
+        assert main(["restore", *common, "-o", str(tmp_path / "out"), *flags]) == 0
+        assert seen["face_upsample"] == mode and seen["upscaler"] is not None
 
 
 def test_no_face_image_is_only_resized(models_dir, tmp_path):

@@ -488,6 +488,65 @@ def test_cli_unreadable_images_exit_2(models_dir, tmp_path, capsys):
     assert not (tmp_path / "out" / "empty.png").exists() and not (tmp_path / "out" / "cut.png").exists()
 
 
+def test_cli_unreadable_file_in_a_folder_skips_only_that_file(models_dir, tmp_path, capsys):
+    """One broken file (or a macOS ._ file) does not stop a folder: the others are written, the exit code is 2."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png", gradient(40, 50))
+    (folder / "b.png").write_text("not an image")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble: hidden, not an input
+    write_image(folder / "c.png", gradient(30, 20))
+    assert main(["restore", str(folder), *_args(models_dir, tmp_path / "out"), "--upscale", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "b.png is not a readable image" in err and "1 of 3 input(s) could not be read" in err and "._a" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_cli_output_checks_before_models_load(models_dir, tmp_path, capsys, monkeypatch):
+    """Existing outputs, -o naming a file, bad option values and devices are refused before any model loads."""
+    from codeformer import model_store
+
+    monkeypatch.setattr(model_store, "load_codeformer", lambda path: pytest.fail("models loaded"))
+    write_image(tmp_path / "a.png", gradient(40, 50))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"the user's own file")
+    run = ["restore", str(tmp_path / "a.png"), "--models-dir", str(models_dir), "--offline"]
+    assert main([*run, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 output file(s) already exist" in err and str(out / "a.png") in err and "--overwrite" in err
+    assert (out / "a.png").read_bytes() == b"the user's own file"
+    for bad, message in (
+        (["-o", str(out / "a.png")], "is a file; -o takes a folder"),
+        (["-o", str(tmp_path / "new.png")], "looks like a file name"),
+        (["-o", str(tmp_path / "o2"), "--device", "bogus"], "unknown device 'bogus'"),
+    ):
+        assert main([*run, *bad]) == 2
+        assert message in capsys.readouterr().err
+    for option in (["--batch-size", "0"], ["--tile", "-5"], ["--max-faces", "-1"]):
+        with pytest.raises(SystemExit) as info:
+            main([*run, "-o", str(tmp_path / "o3"), *option])
+        assert info.value.code == 2 and "is below" in capsys.readouterr().err
+    assert not (tmp_path / "new.png").exists() and not (tmp_path / "o2").exists()
+
+
+def test_cli_notes_what_it_leaves_out(tmp_path, caplog):
+    from PIL import Image
+
+    from codeformer.image_io import read_image_with_notes
+
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    frames = [Image.new("RGB", (16, 16), (i * 60, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    image, notes = read_image_with_notes(tmp_path / "clear.png")
+    assert image.shape == (20, 30, 3) and notes == ["its transparency is dropped (as the official code): the output is opaque"]
+    image, notes = read_image_with_notes(tmp_path / "anim.gif")
+    assert image.shape == (16, 16, 3) and notes == ["only the first of its 3 frames is restored"]
+    write_image(tmp_path / "plain.png", gradient(10, 10))
+    assert read_image_with_notes(tmp_path / "plain.png")[1] == []
+
+
 def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.txt").write_text("no images here")
@@ -523,18 +582,18 @@ def test_cli_out_of_memory_exit_1(models_dir, tmp_path, capsys, monkeypatch):
     shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
     assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 1
     assert "error: out of memory" in capsys.readouterr().err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # made by the run, left empty: removed
 
 
 def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, capsys, monkeypatch):
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "read_image", interrupted)
+    monkeypatch.setattr(cli, "read_image_with_notes", interrupted)
     shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
     assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nothing written: the folder the run made is gone too
 
 
 def test_cli_bad_arguments_exit_2(tmp_path, capsys):
