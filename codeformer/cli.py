@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
                         "fastest there), on GPUs as large as free memory allows")
     r.add_argument("--batch-size", type=_at_least(1), default=None,
-                   help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 8 on CPU)")
+                   help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 1 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX/"
                         "AVX512-BF16, else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")

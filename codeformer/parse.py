@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .image import resize
-from .runtime import AUTO_NEVER, memory_format, run_in_batches, use_bf16
+from .runtime import AUTO_NEVER, auto_batch_size, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, FaceParser
 
 # ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
@@ -24,15 +24,18 @@ def parse_masks(
     faces: Sequence[np.ndarray],
     *,
     device: torch.device | str = "cpu",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     precision: str = "auto",
     check_interrupt: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
     """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size).
 
     ``precision`` as in ``runtime.use_bf16``; ``auto`` is fp32 on every device (``AUTO_NEVER``).
+    ``batch_size``: faces per call; default ``runtime.auto_batch_size`` (CodeFormer's, which needs more memory).
     """
     bf16 = use_bf16(device, precision, auto_on=AUTO_NEVER)
+    if batch_size is None:
+        batch_size = auto_batch_size(device, bf16)
     fmt = memory_format(device, precision)
     net = parser.module.to(device).eval().to(memory_format=fmt)
     labels: list[np.ndarray | None] = [None] * len(faces)

@@ -72,7 +72,9 @@ def memory_format(device: torch.device | str, precision: str = "auto") -> torch.
 # in bf16, fp32 about twice), with headroom; and the batch past which throughput no longer grows (16-32 on an H200).
 FACE_WORKING_BYTES = {True: int(0.6 * 2**30), False: int(1.2 * 2**30)}
 MAX_AUTO_BATCH = 32
-CPU_BATCH = 8
+# One face per call on the CPU: batching gains nothing there (2 cores, 4 faces: fp32 29.9 s at batch 1, 34.5 s at 4;
+# bf16 15.4 / 16.8 s; bench/measured/cpu_restore_batch.json), and Cancel and the progress bar act between calls.
+CPU_BATCH = 1
 
 
 def auto_batch_size(device: torch.device | str, bf16: bool) -> int:

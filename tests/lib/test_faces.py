@@ -108,10 +108,16 @@ class _RecordingParser(torch.nn.Module):
         return logits, None
 
 
-def test_faces_of_all_images_are_parsed_together(models):
+def test_faces_of_all_images_are_parsed_together(models, monkeypatch):
+    from codeformer import parse
+
     images = [read_rgb("whole_00.jpg"), np.full((300, 400, 3), 90, np.uint8), read_rgb("whole_02.png")]
     faces, crops = find_faces(models.detector, images)
     parser = FaceParser(module=_RecordingParser(), path=Path("fake_parser.pth"))
+    outs = paste_back(images, faces, crops, parser=parser)
+    assert parser.module.batches == [1] * 8  # the CPU runs one face per call
+    parser.module.batches.clear()
+    monkeypatch.setattr(parse, "auto_batch_size", lambda device, bf16: 32)  # as on a GPU with room for 32
     outs = paste_back(images, faces, crops, parser=parser)
     assert parser.module.batches == [8]  # 4 + 0 + 4 faces in one ParseNet batch
     for i in (0, 2):

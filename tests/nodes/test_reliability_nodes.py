@@ -274,7 +274,8 @@ def test_cancel_in_the_one_node_stops_before_the_next_image(nodes, detector, fak
     assert len(fast_detect) == 1 and model.module.batches == []  # one image detected, nothing restored
 
 
-def test_out_of_memory_in_the_restore_node(nodes, lib, fake):
+def test_out_of_memory_in_the_restore_node(nodes, lib, fake, monkeypatch):
+    monkeypatch.setattr(lib.runtime, "CPU_BATCH", 8)  # batches of several faces, as on a GPU
     crops = torch.rand(3, 512, 512, 3)
     (expected,) = nodes["CodeFormerRestore"]().restore(model=fake(), faces=crops, fidelity=0.5)
     model = fake(oom_above=1)
