@@ -75,6 +75,19 @@ def test_tile_zero_is_auto(x4_model, photo, monkeypatch):
 
 
 
+def test_real_esrgan_runs_as_the_official_realesrganer(models, photo):
+    """RRDB runs its network directly: it pads an odd size by reflection to a multiple of 2, as the official
+    RealESRGANer does; spandrel's descriptor call would pad x2 models to a multiple of 4 (other edge pixels)."""
+    model = models.upscaler
+    assert model.architecture.id == "ESRGAN" and model.scale == 2
+    x = torch.from_numpy(photo.astype(np.float32) / 255.0).permute(2, 0, 1)[None]  # 97 x 130: odd height
+    ours = upsample.upscale_image(model, photo, 2.0, tile=0, precision="fp32")  # leaves the network in NCHW
+    with torch.inference_mode():
+        raw = model.model(x)
+    expected = (raw.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    np.testing.assert_array_equal(ours, expected)
+
+
 def _spandrel(net: torch.nn.Module):
     import spandrel
 
