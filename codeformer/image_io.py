@@ -56,7 +56,8 @@ def read_image_with_notes(path: Path) -> tuple[np.ndarray, list[str]]:
     try:
         with Image.open(path) as info:
             frames = getattr(info, "n_frames", 1)
-            alpha = info.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in info.info
+            alpha = "transparency" in info.info or (  # an alpha channel that is not fully opaque
+                info.mode in ("RGBA", "LA", "PA") and info.getchannel("A").getextrema()[0] < 255)
     except (OSError, ValueError):  # a format only OpenCV reads: nothing more to say
         return image, notes
     if alpha:

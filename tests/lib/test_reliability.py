@@ -545,6 +545,8 @@ def test_cli_notes_what_it_leaves_out(tmp_path, caplog):
     assert image.shape == (16, 16, 3) and notes == ["only the first of its 3 frames is restored"]
     write_image(tmp_path / "plain.png", gradient(10, 10))
     assert read_image_with_notes(tmp_path / "plain.png")[1] == []
+    Image.fromarray(np.full((8, 8, 4), 255, np.uint8)).save(tmp_path / "opaque.png")  # alpha channel, all opaque
+    assert read_image_with_notes(tmp_path / "opaque.png")[1] == []
 
 
 def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
