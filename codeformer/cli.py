@@ -196,7 +196,7 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
                 log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
                             "--has_aligned)", path, image.shape[1], image.shape[0])
             restored = restore_faces(codeformer, [image], args.fidelity, device=device)[0]
-            _write(restored.astype(np.float32), args.output / f"{path.stem}.png", inputs)
+            _write(restored, args.output / f"{path.stem}.png", inputs)
             continue
         with _progress(path.name) as on_progress:
             results, faces, crops, restored = restore_images(
@@ -208,8 +208,8 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
         _write(results[0].image, args.output / f"{path.stem}.png", inputs)
         if args.save_faces:
             for i, (crop, face) in enumerate(zip(crops, restored)):
-                _write(crop.astype(np.float32), args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
-                _write(face.astype(np.float32), args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs)
+                _write(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
+                _write(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs)
     return failed
 
 
@@ -313,7 +313,10 @@ def _report_unreadable(failed: Sequence[Path], total: int) -> int:
 
 
 def _write(image: np.ndarray, path: Path, inputs: Sequence[Path]) -> None:
-    """Write float 0..255 (truncated like the official uint8 cast); never over an input file."""
+    """Write uint8, or float 0..255 truncated like the official uint8 cast (clipped in place: ``image`` is spent,
+    which saves a float copy of large outputs); never over an input file."""
     if any(path.resolve() == i.resolve() for i in inputs):
         raise CliError(f"refusing to overwrite input file {path}; choose another output folder (-o)")
-    write_image(path, np.clip(image, 0, 255).astype(np.uint8))
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255, out=image).astype(np.uint8)
+    write_image(path, image)
