@@ -67,16 +67,24 @@ def _refuse_nan(rgb: torch.Tensor, name: str) -> None:
 
 
 def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 0..255 or float 0..255 arrays (same size) -> IMAGE ``[B, H, W, 3]`` float32 0..1."""
-    stacked = np.stack([np.asarray(i, dtype=np.float32) for i in images])
-    out = np.clip(stacked / np.float32(255.0), 0.0, 1.0)
+    """``(H, W, 3)`` uint8 0..255 or float 0..255 arrays (same size) -> IMAGE ``[B, H, W, 3]`` float32 0..1.
+
+    Each image is converted straight into its slot of the result (no stacked or temporary copies of the batch:
+    a long batch of video frames needs the output's memory, not three times it).
+    """
+    out = np.empty((len(images), *np.shape(images[0])), np.float32)
+    for slot, image in zip(out, images):
+        np.divide(image, np.float32(255.0), out=slot, dtype=np.float32)
+        np.clip(slot, 0.0, 1.0, out=slot)
     return torch.from_numpy(out).to(output_device())
 
 
 def numpy_to_mask(masks: Sequence[np.ndarray]) -> torch.Tensor:
-    """``(H, W)`` float 0..1 arrays (same size) -> MASK ``[B, H, W]`` float32."""
-    stacked = np.stack([np.asarray(m, dtype=np.float32) for m in masks])
-    return torch.from_numpy(np.clip(stacked, 0.0, 1.0)).to(output_device())
+    """``(H, W)`` float 0..1 arrays (same size) -> MASK ``[B, H, W]`` float32, converted in place as images."""
+    out = np.empty((len(masks), *np.shape(masks[0])), np.float32)
+    for slot, mask in zip(out, masks):
+        np.clip(mask, 0.0, 1.0, out=slot, dtype=np.float32)
+    return torch.from_numpy(out).to(output_device())
 
 
 def placeholder_faces() -> torch.Tensor:

@@ -52,6 +52,22 @@ def test_float_results_and_masks(convert):
     assert mask.shape == (2, 2, 3) and mask.dtype == torch.float32
 
 
+def test_conversion_in_place_equals_the_plain_arithmetic(convert):
+    """Each image is converted in its slot of the output: same values as float32 / 255 then clip, inputs kept."""
+    rng = np.random.default_rng(9)
+    for dtype in (np.uint8, np.float32, np.float64):
+        images = [(rng.random((5, 7, 3)) * 300 - 20).clip(0, 255).astype(dtype) if dtype == np.uint8
+                  else (rng.random((5, 7, 3)) * 300 - 20).astype(dtype) for _ in range(3)]
+        before = [i.copy() for i in images]
+        expected = np.clip(np.stack([i.astype(np.float32) for i in images]) / np.float32(255.0), 0.0, 1.0)
+        out = convert.numpy_to_image(images)
+        assert out.dtype == torch.float32 and np.array_equal(out.numpy(), expected)
+        assert all(np.array_equal(a, b) for a, b in zip(images, before))
+    masks = [rng.random((5, 7)) * 1.4 - 0.2 for _ in range(2)]
+    expected = np.clip(np.stack([m.astype(np.float32) for m in masks]), 0.0, 1.0)
+    assert np.array_equal(convert.numpy_to_mask(masks).numpy(), expected)
+
+
 def test_box_masks_are_in_source_pixels(convert, lib):
     face = lib.types.Face(source_index=1, box=(10.0, 20.0, 31.0, 40.0), score=0.9, landmarks=np.zeros((5, 2)),
                           affine=np.zeros((2, 3)), inverse=np.zeros((2, 3)), source_size=(256, 300),
