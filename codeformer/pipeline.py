@@ -264,6 +264,17 @@ def restore_images(
     return results, faces, crops, restored
 
 
+# Images per ``restore_images`` call in a long batch (video frames): a call holds its results as float32 until they
+# are converted, so it gets about this many output pixels (~2 GB of intermediates), at least one image.
+PIXELS_PER_RUN = 64 * 2**20
+
+
+def images_per_run(size: tuple[int, int], upscale: float) -> int:
+    """How many images of ``size`` (height, width) to restore per call at ``upscale`` (see PIXELS_PER_RUN)."""
+    h, w = target_size(size, upscale)
+    return max(1, PIXELS_PER_RUN // (h * w))
+
+
 def plain_canvas(image: np.ndarray, scale: float) -> np.ndarray | None:
     """The official paste canvas without an upscaler for a source whose short side is under 512: the working
     image resized bilinear by ``scale`` (None for larger sources, whose canvas is the background itself)."""
@@ -283,5 +294,5 @@ def _fit(result: PasteResult, size: tuple[int, int]) -> PasteResult:
 
 __all__ = [
     "DetectOptions", "PasteResult", "FACE_UPSAMPLE_MODES", "find_faces", "restore_found_faces", "paste_back",
-    "upscale_backgrounds", "restore_images", "face_paste_size", "target_size",
+    "upscale_backgrounds", "restore_images", "face_paste_size", "target_size", "images_per_run",
 ]

@@ -73,18 +73,33 @@ def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:
     a long batch of video frames needs the output's memory, not three times it).
     """
     out = np.empty((len(images), *np.shape(images[0])), np.float32)
-    for slot, image in zip(out, images):
+    fill_image(out, images)
+    return as_tensor(out)
+
+
+def fill_image(slots: np.ndarray, images: Sequence[np.ndarray]) -> None:
+    """Write ``images`` (as in ``numpy_to_image``) into ``slots`` ``[B, H, W, 3]`` float32, 0..1."""
+    for slot, image in zip(slots, images, strict=True):
         np.divide(image, np.float32(255.0), out=slot, dtype=np.float32)
         np.clip(slot, 0.0, 1.0, out=slot)
-    return torch.from_numpy(out).to(output_device())
 
 
 def numpy_to_mask(masks: Sequence[np.ndarray]) -> torch.Tensor:
     """``(H, W)`` float 0..1 arrays (same size) -> MASK ``[B, H, W]`` float32, converted in place as images."""
     out = np.empty((len(masks), *np.shape(masks[0])), np.float32)
-    for slot, mask in zip(out, masks):
+    fill_mask(out, masks)
+    return as_tensor(out)
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A filled float32 array as a node output (shares memory on the CPU)."""
+    return torch.from_numpy(array).to(output_device())
+
+
+def fill_mask(slots: np.ndarray, masks: Sequence[np.ndarray]) -> None:
+    """Write ``masks`` (as in ``numpy_to_mask``) into ``slots`` ``[B, H, W]`` float32, 0..1."""
+    for slot, mask in zip(slots, masks, strict=True):
         np.clip(mask, 0.0, 1.0, out=slot, dtype=np.float32)
-    return torch.from_numpy(out).to(output_device())
 
 
 def placeholder_faces() -> torch.Tensor:

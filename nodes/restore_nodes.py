@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ..codeformer.advisor import SOURCES, auto_fidelity as advised_fidelity
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
     check_backgrounds,
+    images_per_run,
     paste_back,
     restore_found_faces,
     restore_images,
@@ -20,7 +22,16 @@ from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
-from .convert import checked_rgb, image_to_numpy, numpy_to_image, numpy_to_mask, placeholder_faces
+from .convert import (
+    as_tensor,
+    checked_rgb,
+    fill_image,
+    fill_mask,
+    image_to_numpy,
+    numpy_to_image,
+    numpy_to_mask,
+    placeholder_faces,
+)
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, detect_options
 
@@ -280,13 +291,38 @@ class CodeFormerFaceRestore:
             upscale_model = None  # not loaded onto the device for nothing
         modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
         device = load_on_device(*modules)
-        results, faces, _, _ = restore_images(
-            image_to_numpy(image, "image"), codeformer=model, detector=detector, parser=face_parser,
-            upscaler=upscale_model, fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
-            background_enhance=background_enhance, face_upsample=face_upsample,
-            options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
-            feather=feather, device=device, on_progress=progress_callback(), check_interrupt=check_interrupt)
-        return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]), len(faces))
+        frames = image_to_numpy(image, "image")
+        # Long batches (video frames) run a few images at a time, each run's results converted into the output
+        # at once: memory for the output plus one run, not float32 results of the whole batch as well.
+        per_run = images_per_run(frames[0].shape[:2], upscale)
+        bar = progress_callback()
+        images = masks = None
+        count = 0
+        for start in range(0, len(frames), per_run):
+            part = frames[start : start + per_run]
+            results, faces, _, _ = restore_images(
+                part, codeformer=model, detector=detector, parser=face_parser, upscaler=upscale_model,
+                fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
+                background_enhance=background_enhance, face_upsample=face_upsample,
+                options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
+                feather=feather, device=device, on_progress=_share(bar, start, len(part), len(frames)),
+                check_interrupt=check_interrupt)
+            if images is None:
+                images = np.empty((len(frames), *results[0].image.shape), np.float32)
+                masks = np.empty((len(frames), *results[0].mask.shape), np.float32)
+            fill_image(images[start : start + len(part)], [r.image for r in results])
+            fill_mask(masks[start : start + len(part)], [r.mask for r in results])
+            count += len(faces)
+            del results  # before the next run makes its own
+        return (as_tensor(images), as_tensor(masks), count)
+
+
+def _share(bar: Callable[[int, int], None], start: int, size: int, total: int) -> Callable[[int, int], None]:
+    """``on_progress`` of a run of ``size`` images from ``start`` of ``total``: its steps as its share of the bar
+    (the bar itself when the run is the whole batch)."""
+    if size == total:
+        return bar
+    return lambda done, steps: bar(round(1000 * (start + size * done / steps) / total), 1000)
 
 
 NODES = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -190,6 +191,34 @@ def test_batch_of_64_small_images(nodes, detector, fake, photo, as_image, fast_d
     assert torch.equal(g.pasted[plain], g.background[plain])  # images without faces pass through
     assert float(g.mask[40].max()) > 0.5 and float(g.mask[plain].max()) == 0.0
     assert sum(model.module.batches) == 2 * g.count  # each face restored once per graph
+
+
+def test_long_batch_runs_a_few_images_at_a_time(nodes, lib, detector, fake, photo, as_image, monkeypatch):
+    """A long batch (video frames) goes through the one-node in runs sized by output pixels: the same images,
+    masks and face count as in one run, and one progress bar that only moves forward to its end."""
+    import comfy.utils
+
+    frames = [thumbnail(photo, (64, 48)), np.full((48, 64, 3), 40, np.uint8), thumbnail(photo, (64, 48))[:, ::-1]]
+    image = as_image(*frames)
+
+    def one_node():
+        comfy.utils.bars.clear()
+        return nodes["CodeFormerFaceRestore"]().restore(image, fake(shift=0.3), detector, 0.5, 2.0, False, "off",
+                                                        **DETECT)
+
+    whole, whole_mask, whole_count = one_node()
+    assert lib.pipeline.images_per_run((48, 64), 2.0) >= 3  # one run
+    calls = []
+    real = lib.pipeline.restore_images
+    monkeypatch.setattr(sys.modules[nodes["CodeFormerFaceRestore"].__module__], "restore_images",
+                        lambda images, **kw: calls.append(len(images)) or real(images, **kw))
+    monkeypatch.setattr(lib.pipeline, "PIXELS_PER_RUN", 96 * 128 * 2)  # two output images per run
+    runs, runs_mask, runs_count = one_node()
+    assert calls == [2, 1] and whole_count == runs_count > 0
+    assert torch.equal(runs, whole) and torch.equal(runs_mask, whole_mask)
+    history = comfy.utils.bars[0].history
+    assert len(comfy.utils.bars) == 1 and history[-1] == (1000, 1000)
+    assert [d for d, _ in history] == sorted(d for d, _ in history)
 
 
 # ---------------------------------------------------------------------------------------------- detection
