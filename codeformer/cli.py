@@ -253,7 +253,10 @@ def _inputs(items: Sequence[str]) -> list[Path]:
         found = collect_inputs([Path(i) for i in items])
     except ImageReadError as error:
         raise CliError(str(error)) from error
-    inputs = list({p.resolve(): p for p in reversed(found)}.values())[::-1]  # first mention kept, in order
+    first: dict[Path, Path] = {}
+    for path in found:
+        first.setdefault(path.resolve(), path)
+    inputs = list(first.values())  # in order, each file once
     stems: dict[str, Path] = {}
     for path in inputs:
         if path.stem in stems:

@@ -502,6 +502,15 @@ def test_cli_unreadable_file_in_a_folder_skips_only_that_file(models_dir, tmp_pa
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
+def test_cli_inputs_in_order_each_once(tmp_path):
+    from codeformer.cli import _inputs
+
+    for name in ("b.png", "a.png"):
+        write_image(tmp_path / name, gradient(8, 8))
+    named = [str(tmp_path / "b.png"), str(tmp_path), str(tmp_path / "b.png")]  # b, then the folder (a, b), b again
+    assert _inputs(named) == [tmp_path / "b.png", tmp_path / "a.png"]
+
+
 def test_cli_output_checks_before_models_load(models_dir, tmp_path, capsys, monkeypatch):
     """Existing outputs, -o naming a file, bad option values and devices are refused before any model loads."""
     from codeformer import model_store
