@@ -310,8 +310,8 @@ def _read_or_report(path: Path, failed: list[Path]) -> np.ndarray | None:
 def _report_unreadable(failed: Sequence[Path], total: int) -> int:
     if not failed:
         return 0
-    print(f"error: {len(failed)} of {total} input(s) could not be read (see above); the others were processed",
-          file=sys.stderr)
+    rest = "nothing was processed" if len(failed) == total else "the others were processed"
+    print(f"error: {len(failed)} of {total} input(s) could not be read (see above); {rest}", file=sys.stderr)
     return 2
 
 

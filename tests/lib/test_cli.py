@@ -78,7 +78,8 @@ def test_bad_inputs(models_dir, tmp_path, capsys):
     assert "has no images" in capsys.readouterr().err
     (tmp_path / "junk.png").write_bytes(b"not an image")
     assert main(["restore", str(tmp_path / "junk.png"), *args, "--aligned"]) == 2
-    assert "not a readable image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a readable image" in err and "1 of 1 input(s) could not be read (see above); nothing was" in err
 
 
 def test_never_overwrites_inputs(models_dir, tmp_path, capsys):
