@@ -105,6 +105,14 @@ def check_backgrounds(count: int, faces: Faces) -> None:
                          "connect the same image batch the faces were detected in (or its upscaled version)")
 
 
+def check_paste_inputs(backgrounds: int, faces: Faces, restored: int) -> None:
+    """Raise ValueError unless there is one background per image and one restored crop per face."""
+    check_backgrounds(backgrounds, faces)
+    if restored != len(faces):
+        raise ValueError(f"{restored} restored face(s) for {len(faces)} detected face(s); "
+                         "connect the restored crops of these FACES")
+
+
 def paste_back(
     backgrounds: Sequence[np.ndarray],
     faces: Faces,
@@ -130,10 +138,7 @@ def paste_back(
     """
     if face_upsample not in FACE_UPSAMPLE_MODES:
         raise ValueError(f"face_upsample must be one of {FACE_UPSAMPLE_MODES}, got '{face_upsample}'")
-    check_backgrounds(len(backgrounds), faces)
-    if len(restored) != len(faces):
-        raise ValueError(f"{len(restored)} restored face(s) for {len(faces)} detected face(s); "
-                         "connect the restored crops of these FACES")
+    check_paste_inputs(len(backgrounds), faces, len(restored))
     # 1) per image: its paste canvas and the faces to paste (face-upsampled where asked)
     jobs: list[tuple[np.ndarray, float, list[tuple[Face, np.ndarray]]] | None] = []
     for index, bg in enumerate(backgrounds):
@@ -295,4 +300,5 @@ def _fit(result: PasteResult, size: tuple[int, int]) -> PasteResult:
 __all__ = [
     "DetectOptions", "PasteResult", "FACE_UPSAMPLE_MODES", "find_faces", "restore_found_faces", "paste_back",
     "upscale_backgrounds", "restore_images", "face_paste_size", "target_size", "images_per_run",
+    "check_backgrounds", "check_paste_inputs",
 ]

@@ -6,7 +6,7 @@ the domain the official CodeFormer pipeline works in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,13 @@ class Faces:
     def for_image(self, index: int) -> list[tuple[int, Face]]:
         """(position in ``faces``, face) for the faces of source image ``index``."""
         return [(i, f) for i, f in enumerate(self.faces) if f.source_index == index]
+
+    def of_images(self, start: int, stop: int) -> tuple[Faces, list[int]]:
+        """The faces of source images ``start..stop-1`` as a batch of their own (images numbered from 0), and
+        their positions in ``faces``."""
+        positions = [i for i, f in enumerate(self.faces) if start <= f.source_index < stop]
+        part = tuple(replace(self.faces[i], source_index=self.faces[i].source_index - start) for i in positions)
+        return Faces(part, self.source_sizes[start:stop]), positions
 
 
 def working_size(source_size: tuple[int, int]) -> tuple[int, int]:

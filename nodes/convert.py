@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..codeformer.image import float_to_uint8
+from ..codeformer.pipeline import PasteResult
 from ..codeformer.types import FACE_SIZE, Faces
 from .device import output_device
 
@@ -89,6 +90,29 @@ def numpy_to_mask(masks: Sequence[np.ndarray]) -> torch.Tensor:
     out = np.empty((len(masks), *np.shape(masks[0])), np.float32)
     fill_mask(out, masks)
     return as_tensor(out)
+
+
+class ResultBatch:
+    """The IMAGE and MASK outputs of a batch, filled from paste results part by part (a long batch is pasted a
+    few images at a time: only the output and one part's results are in memory)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.images: np.ndarray | None = None
+        self.masks: np.ndarray | None = None
+
+    def fill(self, start: int, results: Sequence[PasteResult]) -> None:
+        """Convert the results of images ``start, start + 1, ...`` into their slots."""
+        if self.images is None or self.masks is None:
+            self.images = np.empty((self.count, *results[0].image.shape), np.float32)
+            self.masks = np.empty((self.count, *results[0].mask.shape), np.float32)
+        fill_image(self.images[start : start + len(results)], [r.image for r in results])
+        fill_mask(self.masks[start : start + len(results)], [r.mask for r in results])
+
+    def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.images is None or self.masks is None:
+            raise ValueError("no results were filled in")
+        return as_tensor(self.images), as_tensor(self.masks)
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:

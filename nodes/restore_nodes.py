@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from ..codeformer.advisor import SOURCES, auto_fidelity as advised_fidelity
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
     check_backgrounds,
+    check_paste_inputs,
     images_per_run,
     paste_back,
     restore_found_faces,
@@ -22,16 +22,7 @@ from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
-from .convert import (
-    as_tensor,
-    checked_rgb,
-    fill_image,
-    fill_mask,
-    image_to_numpy,
-    numpy_to_image,
-    numpy_to_mask,
-    placeholder_faces,
-)
+from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, detect_options
 
@@ -232,11 +223,20 @@ class CodeFormerPasteBack:
         if face_upsample == "off":
             upscale_model = None  # not loaded onto the device for nothing
         device = load_on_device(_module(face_parser), _module(upscale_model))
-        results = paste_back(image_to_numpy(background, "background"), faces,
-                             image_to_numpy(restored_faces, "restored_faces"), parser=face_parser,
-                             face_upscaler=upscale_model, face_upsample=face_upsample, visibility=visibility,
-                             feather=feather, device=device, precision=precision, check_interrupt=check_interrupt)
-        return (numpy_to_image([r.image for r in results]), numpy_to_mask([r.mask for r in results]))
+        backgrounds = image_to_numpy(background, "background")
+        crops = image_to_numpy(restored_faces, "restored_faces")
+        check_paste_inputs(len(backgrounds), faces, len(crops))
+        per_run = images_per_run(backgrounds[0].shape[:2], 1.0)  # long batches a few images at a time
+        out = ResultBatch(len(backgrounds))
+        for start in range(0, len(backgrounds), per_run):
+            part, positions = faces.of_images(start, start + per_run)
+            results = paste_back(backgrounds[start : start + per_run], part, [crops[i] for i in positions],
+                                 parser=face_parser, face_upscaler=upscale_model, face_upsample=face_upsample,
+                                 visibility=visibility, feather=feather, device=device, precision=precision,
+                                 check_interrupt=check_interrupt)
+            out.fill(start, results)
+            del results  # before the next run makes its own
+        return out.outputs()
 
 
 class CodeFormerFaceRestore:
@@ -296,7 +296,7 @@ class CodeFormerFaceRestore:
         # at once: memory for the output plus one run, not float32 results of the whole batch as well.
         per_run = images_per_run(frames[0].shape[:2], upscale)
         bar = progress_callback()
-        images = masks = None
+        out = ResultBatch(len(frames))
         count = 0
         for start in range(0, len(frames), per_run):
             part = frames[start : start + per_run]
@@ -307,14 +307,10 @@ class CodeFormerFaceRestore:
                 options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
                 feather=feather, device=device, on_progress=_share(bar, start, len(part), len(frames)),
                 check_interrupt=check_interrupt)
-            if images is None:
-                images = np.empty((len(frames), *results[0].image.shape), np.float32)
-                masks = np.empty((len(frames), *results[0].mask.shape), np.float32)
-            fill_image(images[start : start + len(part)], [r.image for r in results])
-            fill_mask(masks[start : start + len(part)], [r.mask for r in results])
+            out.fill(start, results)
             count += len(faces)
             del results  # before the next run makes its own
-        return (as_tensor(images), as_tensor(masks), count)
+        return (*out.outputs(), count)
 
 
 def _share(bar: Callable[[int, int], None], start: int, size: int, total: int) -> Callable[[int, int], None]:

@@ -219,6 +219,16 @@ def test_long_batch_runs_a_few_images_at_a_time(nodes, lib, detector, fake, phot
     history = comfy.utils.bars[0].history
     assert len(comfy.utils.bars) == 1 and history[-1] == (1000, 1000)
     assert [d for d, _ in history] == sorted(d for d, _ in history)
+    # Paste Faces Back pastes a long batch a few images at a time too (the faces of each part re-numbered)
+    faces, crops, _, _ = nodes["CodeFormerFaceDetect"]().detect(image, detector, **DETECT)
+    (restored,) = nodes["CodeFormerRestore"]().restore(fake(shift=0.3), crops, 0.5, detected_faces=faces)
+    paste = nodes["CodeFormerPasteBack"]().paste
+    monkeypatch.setattr(lib.pipeline, "PIXELS_PER_RUN", 10**9)
+    whole = paste(image, faces, restored, 1.0, 1.0, "off")
+    monkeypatch.setattr(lib.pipeline, "PIXELS_PER_RUN", 48 * 64)  # one image per run
+    parts = paste(image, faces, restored, 1.0, 1.0, "off")
+    assert {f.source_index for f in faces.faces} == {0, 2} and float(whole[1][0].max()) > 0.5
+    assert torch.equal(parts[0], whole[0]) and torch.equal(parts[1], whole[1])
 
 
 # ---------------------------------------------------------------------------------------------- detection
