@@ -85,11 +85,10 @@ def fill_image(slots: np.ndarray, images: Sequence[np.ndarray]) -> None:
         np.clip(slot, 0.0, 1.0, out=slot)
 
 
-def numpy_to_mask(masks: Sequence[np.ndarray]) -> torch.Tensor:
-    """``(H, W)`` float 0..1 arrays (same size) -> MASK ``[B, H, W]`` float32, converted in place as images."""
-    out = np.empty((len(masks), *np.shape(masks[0])), np.float32)
-    fill_mask(out, masks)
-    return as_tensor(out)
+def fill_mask(slots: np.ndarray, masks: Sequence[np.ndarray]) -> None:
+    """Write ``(H, W)`` float 0..1 masks into ``slots`` ``[B, H, W]`` float32, clipped to 0..1."""
+    for slot, mask in zip(slots, masks, strict=True):
+        np.clip(mask, 0.0, 1.0, out=slot, dtype=np.float32)
 
 
 class ResultBatch:
@@ -120,11 +119,6 @@ def as_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).to(output_device())
 
 
-def fill_mask(slots: np.ndarray, masks: Sequence[np.ndarray]) -> None:
-    """Write ``masks`` (as in ``numpy_to_mask``) into ``slots`` ``[B, H, W]`` float32, 0..1."""
-    for slot, mask in zip(slots, masks, strict=True):
-        np.clip(mask, 0.0, 1.0, out=slot, dtype=np.float32)
-
 
 def placeholder_faces() -> torch.Tensor:
     """One black ``[1, 512, 512, 3]`` IMAGE, output instead of an empty batch (many nodes fail on empty batches)."""
@@ -141,4 +135,4 @@ def box_masks(faces: Faces) -> torch.Tensor:
         left, top = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h))
         right, bottom = int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h))
         masks[face.source_index, top:bottom, left:right] = 1.0
-    return torch.from_numpy(masks).to(output_device())
+    return as_tensor(masks)

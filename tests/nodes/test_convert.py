@@ -42,13 +42,16 @@ def test_out_of_range_and_other_dtypes(convert):
         convert.image_to_numpy(torch.zeros(4, 4, 3))
 
 
-def test_float_results_and_masks(convert):
+def test_float_results_and_masks(convert, lib):
     result = np.full((2, 3, 3), 300.0, np.float32)
     result[0, 0] = 127.5
     image = convert.numpy_to_image([result])
     assert image.shape == (1, 2, 3, 3) and float(image.max()) == 1.0
     assert image[0, 0, 0, 0].item() == pytest.approx(0.5)
-    mask = convert.numpy_to_mask([np.full((2, 3), 0.25), np.ones((2, 3))])
+    batch = convert.ResultBatch(2)
+    batch.fill(0, [lib.pipeline.PasteResult(result, np.full((2, 3), 0.25)),
+                   lib.pipeline.PasteResult(result, np.ones((2, 3)))])
+    _, mask = batch.outputs()
     assert mask.shape == (2, 2, 3) and mask.dtype == torch.float32
 
 
@@ -65,7 +68,9 @@ def test_conversion_in_place_equals_the_plain_arithmetic(convert):
         assert all(np.array_equal(a, b) for a, b in zip(images, before))
     masks = [rng.random((5, 7)) * 1.4 - 0.2 for _ in range(2)]
     expected = np.clip(np.stack([m.astype(np.float32) for m in masks]), 0.0, 1.0)
-    assert np.array_equal(convert.numpy_to_mask(masks).numpy(), expected)
+    slots = np.empty((2, 5, 7), np.float32)
+    convert.fill_mask(slots, masks)
+    assert np.array_equal(slots, expected)
 
 
 def test_box_masks_are_in_source_pixels(convert, lib):
