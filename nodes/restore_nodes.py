@@ -295,6 +295,8 @@ class CodeFormerFaceRestore:
         # Long batches (video frames) run a few images at a time, each run's results converted into the output
         # at once: memory for the output plus one run, not float32 results of the whole batch as well.
         per_run = images_per_run(frames[0].shape[:2], upscale)
+        rule = fidelity_rule(fidelity, auto_fidelity, source)
+        options = detect_options(confidence, min_eye_distance, selection, max_faces)
         bar = progress_callback()
         out = ResultBatch(len(frames))
         count = 0
@@ -302,11 +304,9 @@ class CodeFormerFaceRestore:
             part = frames[start : start + per_run]
             results, faces, _, _ = restore_images(
                 part, codeformer=model, detector=detector, parser=face_parser, upscaler=upscale_model,
-                fidelity=fidelity_rule(fidelity, auto_fidelity, source), upscale=upscale,
-                background_enhance=background_enhance, face_upsample=face_upsample,
-                options=detect_options(confidence, min_eye_distance, selection, max_faces), visibility=visibility,
-                feather=feather, device=device, on_progress=_share(bar, start, len(part), len(frames)),
-                check_interrupt=check_interrupt)
+                fidelity=rule, upscale=upscale, background_enhance=background_enhance, face_upsample=face_upsample,
+                options=options, visibility=visibility, feather=feather, device=device,
+                on_progress=_share(bar, start, len(part), len(frames)), check_interrupt=check_interrupt)
             out.fill(start, results)
             count += len(faces)
             del results  # before the next run makes its own
