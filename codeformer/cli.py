@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from . import model_store
-from .image_io import IMAGE_EXTENSIONS, ImageReadError, collect_inputs, read_image_with_notes, write_image
+from .image_io import IMAGE_EXTENSIONS, ImageReadError, InputImage, alpha_for, collect_inputs, read_input, write_image
 from .runtime import PRECISIONS, OutOfMemory, resolve_device
 from .types import FACE_SIZE
 from .upsample import AUTO_TILE, DEFAULT_TILE
@@ -188,15 +188,16 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
     options = DetectOptions(selection="center" if args.only_center_face else "all", max_faces=args.max_faces)
     failed = []
     for path in inputs:
-        image = _read_or_report(path, failed)
-        if image is None:
+        source = _read_or_report(path, failed)
+        if source is None:
             continue
+        image = source.rgb
         if args.aligned:
             if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
                 log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
                             "--has_aligned)", path, image.shape[1], image.shape[0])
             restored = restore_faces(codeformer, [image], args.fidelity, device=device)[0]
-            _write(restored, args.output / f"{path.stem}.png", inputs)
+            _write(restored, args.output / f"{path.stem}.png", inputs, source.alpha)
             continue
         with _progress(path.name) as on_progress:
             results, faces, crops, restored = restore_images(
@@ -205,7 +206,7 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
                 face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
                 precision=args.precision, on_progress=on_progress)
         log.info("%s: %d face(s)", path.name, len(faces))
-        _write(results[0].image, args.output / f"{path.stem}.png", inputs)
+        _write(results[0].image, args.output / f"{path.stem}.png", inputs, source.alpha)
         if args.save_faces:
             for i, (crop, face) in enumerate(zip(crops, restored)):
                 _write(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
@@ -233,9 +234,9 @@ def run_advise(args: argparse.Namespace) -> int:
     detector = model_store.load_detector(models.path(DETECTORS[args.detector], "facedetection"), args.detector)
     failed: list[Path] = []
     for path in inputs:
-        image = _read_or_report(path, failed)
-        if image is not None:
-            advice = advise_image(image, detector, source=args.source, device=device)
+        source = _read_or_report(path, failed)
+        if source is not None:
+            advice = advise_image(source.rgb, detector, source=args.source, device=device)
             print(json.dumps({"image": str(path), **advice.as_dict()}))
     return _report_unreadable(failed, len(inputs))
 
@@ -294,17 +295,17 @@ def _check_outputs(inputs: Sequence[Path], output: Path, save_faces: bool, overw
                        "or choose another output folder (-o)")
 
 
-def _read_or_report(path: Path, failed: list[Path]) -> np.ndarray | None:
+def _read_or_report(path: Path, failed: list[Path]) -> InputImage | None:
     """The image, or None after printing why it cannot be read (``path`` is added to ``failed``)."""
     try:
-        image, notes = read_image_with_notes(path)
+        source = read_input(path)
     except ImageReadError as error:
         print(f"error: {error}; skipped", file=sys.stderr)
         failed.append(path)
         return None
-    for note in notes:
+    for note in source.notes:
         log.warning("%s: %s", path, note)
-    return image
+    return source
 
 
 def _report_unreadable(failed: Sequence[Path], total: int) -> int:
@@ -315,11 +316,13 @@ def _report_unreadable(failed: Sequence[Path], total: int) -> int:
     return 2
 
 
-def _write(image: np.ndarray, path: Path, inputs: Sequence[Path]) -> None:
+def _write(image: np.ndarray, path: Path, inputs: Sequence[Path], alpha: np.ndarray | None = None) -> None:
     """Write uint8, or float 0..255 truncated like the official uint8 cast (clipped in place: ``image`` is spent,
-    which saves a float copy of large outputs); never over an input file."""
+    which saves a float copy of large outputs), with the source's ``alpha`` resized to it; never over an input."""
     if any(path.resolve() == i.resolve() for i in inputs):
         raise CliError(f"refusing to overwrite input file {path}; choose another output folder (-o)")
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255, out=image).astype(np.uint8)
+    if alpha is not None:
+        image = np.dstack([image, alpha_for(alpha, image.shape[:2])])
     write_image(path, image)

@@ -1,15 +1,16 @@
-"""Reading and writing image files for the CLI (RGB uint8 arrays)."""
+"""Reading and writing image files for the CLI (RGB uint8 arrays, and the alpha channel beside them)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -49,22 +50,59 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
-def read_image_with_notes(path: Path) -> tuple[np.ndarray, list[str]]:
-    """``read_image``, plus what it leaves out: transparency, frames after the first."""
-    image = read_image(path)
+@dataclass(frozen=True)
+class InputImage:
+    """An input file as the pipeline sees it, plus what the official read leaves out."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8: the official ``cv2.IMREAD_COLOR`` read
+    alpha: np.ndarray | None = None  # (H, W) uint8 where the file has transparency, else None
+    notes: tuple[str, ...] = ()
+
+
+def read_input(path: Path) -> InputImage:
+    """``read_image``, plus the transparency (carried to the output, not restored) and notes on what is left out:
+    frames after the first, 16-bit depth."""
+    rgb = read_image(path)
     notes = []
+    alpha = None
     try:
         with Image.open(path) as info:
             frames = getattr(info, "n_frames", 1)
-            alpha = "transparency" in info.info or (  # an alpha channel that is not fully opaque
-                info.mode in ("RGBA", "LA", "PA") and info.getchannel("A").getextrema()[0] < 255)
+            deep = _bits_per_channel(info) > 8
+            if "transparency" in info.info or "A" in info.getbands():
+                alpha = _alpha(info)
     except (OSError, ValueError):  # a format only OpenCV reads: nothing more to say
-        return image, notes
-    if alpha:
-        notes.append("its transparency is dropped (as the official code): the output is opaque")
+        return InputImage(rgb)
+    if alpha is not None and alpha.shape != rgb.shape[:2]:
+        notes.append("its transparency is dropped: its alpha channel does not match the colour image in size")
+        alpha = None
+    if deep:
+        notes.append("it has 16 bits per channel: it is restored and written with 8 (as the official code)")
     if frames > 1:
         notes.append(f"only the first of its {frames} frames is restored")
-    return image, notes
+    return InputImage(rgb, alpha, tuple(notes))
+
+
+def _alpha(info: Image.Image) -> np.ndarray | None:
+    """The alpha channel (uint8, turned by the EXIF orientation as OpenCV turns the colours); None if fully opaque."""
+    alpha = ImageOps.exif_transpose(info.convert("RGBA")).getchannel("A")
+    return None if alpha.getextrema()[0] == 255 else np.asarray(alpha, np.uint8)
+
+
+def _bits_per_channel(info: Image.Image) -> int:
+    """8, or 16 for 16-bit PNG and TIFF files (PIL opens most of them as 8-bit modes, so ask the header)."""
+    raw = getattr(getattr(info, "png", None), "im_rawmode", "") or info.mode
+    if ";16" in raw or raw.startswith("I;16"):
+        return 16
+    bits = getattr(info, "tag_v2", {}).get(258)  # TIFF BitsPerSample
+    return max(bits) if isinstance(bits, tuple) and bits else int(bits or 8)
+
+
+def alpha_for(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``alpha`` resized (bilinear: smooth edges, no overshoot) to (height, width) ``size``."""
+    if alpha.shape == tuple(size):
+        return alpha
+    return cv2.resize(alpha, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _umask() -> int:
@@ -74,9 +112,10 @@ def _umask() -> int:
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Write RGB uint8 atomically (temporary file, then rename); the format follows the suffix."""
+    """Write RGB or RGBA uint8 atomically (temporary file, then rename); the format follows the suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image[:, :, ::-1]))
+    order = [2, 1, 0, 3][: image.shape[2]]  # RGB(A) -> OpenCV's BGR(A)
+    ok, data = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image[:, :, order]))
     if not ok:
         raise OSError(f"could not encode {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)

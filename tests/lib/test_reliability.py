@@ -539,23 +539,65 @@ def test_cli_output_checks_before_models_load(models_dir, tmp_path, capsys, monk
     assert not (tmp_path / "new.png").exists() and not (tmp_path / "o2").exists()
 
 
-def test_cli_notes_what_it_leaves_out(tmp_path, caplog):
+def test_cli_notes_what_it_leaves_out(tmp_path):
     from PIL import Image
 
-    from codeformer.image_io import read_image_with_notes
+    from codeformer.image_io import read_input
 
-    rgba = np.zeros((20, 30, 4), np.uint8)
-    Image.fromarray(rgba).save(tmp_path / "clear.png")
     frames = [Image.new("RGB", (16, 16), (i * 60, 0, 0)) for i in range(3)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    image, notes = read_image_with_notes(tmp_path / "clear.png")
-    assert image.shape == (20, 30, 3) and notes == ["its transparency is dropped (as the official code): the output is opaque"]
-    image, notes = read_image_with_notes(tmp_path / "anim.gif")
-    assert image.shape == (16, 16, 3) and notes == ["only the first of its 3 frames is restored"]
+    source = read_input(tmp_path / "anim.gif")
+    assert source.rgb.shape == (16, 16, 3) and source.notes == ("only the first of its 3 frames is restored",)
+    deep = (np.arange(20 * 30 * 3).reshape(20, 30, 3) * 70 % 65536).astype(np.uint16)
+    for name in ("deep.png", "deep.tif"):
+        cv2.imwrite(str(tmp_path / name), deep)
+        source = read_input(tmp_path / name)
+        assert source.notes == ("it has 16 bits per channel: it is restored and written with 8 (as the official code)",)
+        assert np.array_equal(source.rgb, read_image(tmp_path / name))  # the official read
     write_image(tmp_path / "plain.png", gradient(10, 10))
-    assert read_image_with_notes(tmp_path / "plain.png")[1] == []
+    plain = read_input(tmp_path / "plain.png")
+    assert plain.alpha is None and plain.notes == ()
+
+
+def test_transparency_is_read_beside_the_official_colour_read(tmp_path):
+    from PIL import Image
+
+    from codeformer.image_io import read_input
+
+    rgba = np.dstack([gradient(20, 30), np.tile(np.arange(30, dtype=np.uint8) * 8, (20, 1))])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    source = read_input(tmp_path / "rgba.png")
+    assert np.array_equal(source.alpha, rgba[:, :, 3]) and source.notes == ()
+    assert np.array_equal(source.rgb, read_image(tmp_path / "rgba.png"))
     Image.fromarray(np.full((8, 8, 4), 255, np.uint8)).save(tmp_path / "opaque.png")  # alpha channel, all opaque
-    assert read_image_with_notes(tmp_path / "opaque.png")[1] == []
+    assert read_input(tmp_path / "opaque.png").alpha is None
+    palette = Image.fromarray(gradient(8, 8)).convert("P")  # palette image with one transparent colour
+    palette.info["transparency"] = palette.getpixel((0, 0))
+    palette.save(tmp_path / "palette.png", transparency=palette.getpixel((0, 0)))
+    alpha = read_input(tmp_path / "palette.png").alpha
+    assert alpha is not None and alpha[0, 0] == 0 and alpha.max() == 255
+    rotated = Image.fromarray(rgba)  # EXIF orientation 6 (90 degrees): OpenCV turns the colours, the alpha follows
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(tmp_path / "rotated.png", exif=exif.tobytes())
+    source = read_input(tmp_path / "rotated.png")
+    assert source.rgb.shape == (30, 20, 3) and np.array_equal(source.alpha, np.rot90(rgba[:, :, 3], -1))
+
+
+def test_cli_keeps_transparency_and_restores_the_colours_as_without_it(models_dir, tmp_path):
+    from PIL import Image
+
+    rgb = gradient(40, 50)
+    alpha = np.tile(np.linspace(0, 255, 50).astype(np.uint8), (40, 1))
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "cutout.png")
+    write_image(tmp_path / "opaque.png", rgb)
+    assert main(["restore", str(tmp_path / "cutout.png"), str(tmp_path / "opaque.png"),
+                 *_args(models_dir, tmp_path / "out")]) == 0
+    out = cv2.imread(str(tmp_path / "out" / "cutout.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (80, 100, 4)
+    assert np.array_equal(out[:, :, :3], cv2.imread(str(tmp_path / "out" / "opaque.png")))  # colours: as without
+    assert np.array_equal(out[:, :, 3], cv2.resize(alpha, (100, 80), interpolation=cv2.INTER_LINEAR))
+    assert cv2.imread(str(tmp_path / "out" / "opaque.png"), cv2.IMREAD_UNCHANGED).shape == (80, 100, 3)
 
 
 def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
@@ -600,7 +642,7 @@ def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, cap
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "read_image_with_notes", interrupted)
+    monkeypatch.setattr(cli, "read_input", interrupted)
     shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
     assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 130
     assert "interrupted" in capsys.readouterr().err
