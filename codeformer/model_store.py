@@ -513,7 +513,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 @functools.lru_cache(maxsize=1)
 def _registry() -> spandrel.ArchRegistry:
     """A private spandrel registry with the main and extra architectures (the global one is never modified)."""
-    import spandrel_extra_arches
+    with warnings.catch_warnings():  # its CodeFormer module uses torch.jit.script, which recent torch warns about
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        import spandrel_extra_arches
 
     reg = spandrel.ArchRegistry()
     reg.add(*spandrel.MAIN_REGISTRY)

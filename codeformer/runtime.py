@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 import torch
@@ -93,6 +94,22 @@ def free_cuda_memory(device: torch.device | str) -> int | None:
         return None
     free, _total = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def available_host_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes the host can still hand out (Linux: MemAvailable + SwapFree); None where the system does not say."""
+    try:
+        lines = meminfo.read_text().splitlines()
+    except OSError:
+        return None
+    kib = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if value.split() and value.split()[0].isdigit():
+            kib[name] = int(value.split()[0])
+    if "MemAvailable" not in kib:
+        return None
+    return (kib["MemAvailable"] + kib.get("SwapFree", 0)) * 1024
 
 
 def resolve_device(name: str = "auto") -> torch.device:

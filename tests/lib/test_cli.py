@@ -79,7 +79,7 @@ def test_bad_inputs(models_dir, tmp_path, capsys):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     assert main(["restore", str(tmp_path / "junk.png"), *args, "--aligned"]) == 2
     err = capsys.readouterr().err
-    assert "not a readable image" in err and "1 of 1 input(s) could not be read (see above); nothing was" in err
+    assert "not a readable image" in err and "1 of 1 input(s) were skipped (see above); nothing was" in err
 
 
 def test_never_overwrites_inputs(models_dir, tmp_path, capsys):

@@ -498,7 +498,7 @@ def test_cli_unreadable_file_in_a_folder_skips_only_that_file(models_dir, tmp_pa
     write_image(folder / "c.png", gradient(30, 20))
     assert main(["restore", str(folder), *_args(models_dir, tmp_path / "out"), "--upscale", "1"]) == 2
     err = capsys.readouterr().err
-    assert "b.png is not a readable image" in err and "1 of 3 input(s) could not be read" in err and "._a" not in err
+    assert "b.png is not a readable image" in err and "1 of 3 input(s) were skipped" in err and "._a" not in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
@@ -598,6 +598,43 @@ def test_cli_keeps_transparency_and_restores_the_colours_as_without_it(models_di
     assert np.array_equal(out[:, :, :3], cv2.imread(str(tmp_path / "out" / "opaque.png")))  # colours: as without
     assert np.array_equal(out[:, :, 3], cv2.resize(alpha, (100, 80), interpolation=cv2.INTER_LINEAR))
     assert cv2.imread(str(tmp_path / "out" / "opaque.png"), cv2.IMREAD_UNCHANGED).shape == (80, 100, 3)
+
+
+def test_cli_skips_an_image_too_large_for_the_free_memory(models_dir, tmp_path, capsys, monkeypatch):
+    write_image(tmp_path / "big.png", gradient(600, 800))
+    write_image(tmp_path / "small.png", gradient(60, 80))
+    free = cli.BYTES_PER_OUTPUT_PIXEL * 1200 * 1600 - 1  # big.png at -s 2 needs one byte more
+    monkeypatch.setattr(cli, "available_host_memory", lambda: free)
+    assert main(["restore", str(tmp_path / "big.png"), str(tmp_path / "small.png"),
+                 *_args(models_dir, tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'big.png'}: restoring it at --upscale 2 needs about 0.1 GB" in err
+    assert "use --upscale 1.9 or less; skipped" in err and "1 of 2 input(s) were skipped" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
+    assert main(["restore", str(tmp_path / "big.png"), *_args(models_dir, tmp_path / "out"), "-s", "1.9"]) == 0
+    monkeypatch.setattr(cli, "available_host_memory", lambda: 1000)
+    assert main(["restore", str(tmp_path / "small.png"), *_args(models_dir, tmp_path / "o2"), "-s", "1"]) == 2
+    assert "it does not fit even at --upscale 1" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "available_host_memory", lambda: None)  # the system does not say: no check
+    assert main(["restore", str(tmp_path / "small.png"), *_args(models_dir, tmp_path / "o3"), "-s", "8"]) == 0
+
+
+def test_cli_counts_the_paste_canvas_of_small_sources(monkeypatch):
+    # a 100 px source is pasted on its 512 px working image x the scale: 1024 px at -s 2, not its 200 px output
+    monkeypatch.setattr(cli, "available_host_memory", lambda: cli.BYTES_PER_OUTPUT_PIXEL * 1024 * 1024)
+    assert cli._too_large((100, 100), 2.0) is None
+    assert "needs about" in cli._too_large((100, 100), 2.1)
+
+
+def test_available_host_memory_reads_meminfo(tmp_path):
+    from codeformer.runtime import available_host_memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  1000 kB\nMemAvailable:  600 kB\nSwapTotal: 50 kB\nSwapFree:  40 kB\n")
+    assert available_host_memory(meminfo) == 640 * 1024
+    meminfo.write_text("MemTotal:  1000 kB\n")  # an old kernel without MemAvailable
+    assert available_host_memory(meminfo) is None
+    assert available_host_memory(tmp_path / "missing") is None
 
 
 def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
