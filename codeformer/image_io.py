@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -66,7 +67,7 @@ def read_input(path: Path) -> InputImage:
     notes = []
     alpha = None
     try:
-        with Image.open(path) as info:
+        with _without_pil_size_limit(), Image.open(path) as info:
             frames = getattr(info, "n_frames", 1)
             deep = _bits_per_channel(info) > 8
             if "transparency" in info.info or "A" in info.getbands():
@@ -81,6 +82,18 @@ def read_input(path: Path) -> InputImage:
     if frames > 1:
         notes.append(f"only the first of its {frames} frames is restored")
     return InputImage(rgb, alpha, tuple(notes))
+
+
+@contextlib.contextmanager
+def _without_pil_size_limit() -> Iterator[None]:
+    """PIL's decompression-bomb limit off (it refuses images over 179 MP with an error of its own): OpenCV has
+    decoded the file already, within its own limit, so the size is known to be real."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _alpha(info: Image.Image) -> np.ndarray | None:

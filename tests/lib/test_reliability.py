@@ -584,6 +584,22 @@ def test_transparency_is_read_beside_the_official_colour_read(tmp_path):
     assert source.rgb.shape == (30, 20, 3) and np.array_equal(source.alpha, np.rot90(rgba[:, :, 3], -1))
 
 
+def test_large_images_are_read_past_pils_size_limit(tmp_path, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from codeformer.image_io import read_input
+
+    Image.fromarray(np.dstack([gradient(20, 30), np.full((20, 30), 100, np.uint8)])).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as if 20x30 were a 200 MP panorama: PIL would refuse it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        source = read_input(tmp_path / "big.png")
+    assert source.rgb.shape == (20, 30, 3) and source.alpha is not None and source.alpha.max() == 100
+    assert Image.MAX_IMAGE_PIXELS == 100  # the limit is back for everything else
+
+
 def test_cli_keeps_transparency_and_restores_the_colours_as_without_it(models_dir, tmp_path):
     from PIL import Image
 
