@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .image import resize
-from .runtime import AUTO_NEVER, auto_batch_size, memory_format, run_in_batches, use_bf16
+from .runtime import AUTO_NEVER, auto_batch_size, bf16_autocast, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, FaceParser
 
 # ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
@@ -44,7 +44,7 @@ def parse_masks(
         x = torch.from_numpy(np.stack([resize(faces[i], (FACE_SIZE, FACE_SIZE)) for i in batch]))
         t = x.permute(0, 3, 1, 2).to(device)  # uint8 travels as is, scaled on the device (same float32 arithmetic)
         t = (t.float() / 255.0).contiguous(memory_format=fmt)
-        with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), bf16_autocast(device, bf16):
             out = net((t - 0.5) / 0.5)[0]
         classes = out.float().argmax(dim=1).cpu().numpy()
         for i, c in zip(batch, classes):

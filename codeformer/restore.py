@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
-from .runtime import auto_batch_size, empty_cache, is_oom, memory_format, run_in_batches, use_bf16
+from .runtime import auto_batch_size, bf16_autocast, empty_cache, is_oom, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def restore_faces(
                 rows = slice(batch[0], batch[-1] + 1)
                 x = x_all[rows]
                 x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
-                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                with torch.inference_mode(), bf16_autocast(device, bf16):
                     y = net((x - 0.5) / 0.5, weight=w)[0]
                 y_all[rows] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, ContextManager, Sequence, TypeVar
 
 import torch
 
@@ -59,6 +60,14 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return cpu_has_native_bf16()
+
+
+def bf16_autocast(device: torch.device | str, enabled: bool) -> ContextManager:
+    """bfloat16 autocast on ``device`` when ``enabled``; else no autocast context at all (some backends, such as
+    DirectML's ``privateuseone``, have no autocast and refuse even a disabled one)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def memory_format(device: torch.device | str, precision: str = "auto") -> torch.memory_format:

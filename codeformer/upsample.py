@@ -14,6 +14,7 @@ from .image import resize
 from .runtime import (
     AUTO_NATIVE,
     OutOfMemory,
+    bf16_autocast,
     empty_cache,
     free_cuda_memory,
     is_oom,
@@ -146,7 +147,7 @@ def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interr
             px1, py1 = min(x1 + TILE_PAD, w), min(y1 + TILE_PAD, h)
             part = torch.from_numpy(image[py0:py1, px0:px1].astype(np.float32) / 255.0)
             part = part.permute(2, 0, 1).unsqueeze(0).to(device).contiguous(memory_format=fmt)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with bf16_autocast(device, bf16):
                 result = net(part)
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
             result = result[:, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]

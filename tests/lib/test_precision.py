@@ -127,3 +127,21 @@ def test_parser_runs_bf16_only_when_asked(native_bf16):
         parse_masks(parser, [face], precision=precision)
     assert seen == [False, False, True]
 
+
+
+def test_no_autocast_context_unless_bf16(monkeypatch, x4_model, photo):
+    # backends without autocast (DirectML's privateuseone) refuse even torch.autocast(..., enabled=False)
+    class NoAutocast(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 19, *x.shape[2:]), None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("autocast asked for on a backend without it")
+
+    monkeypatch.setattr(torch, "autocast", refuse)
+    face = np.zeros((512, 512, 3), np.uint8)
+    assert restore_faces(fake_model(), [face], precision="fp32").shape == (1, 512, 512, 3)
+    assert parse_masks(FaceParser(module=NoAutocast(), path=Path("fake.pth")), [face], precision="fp32")[0].shape == (512, 512)
+    assert upsample.upscale_image(x4_model, photo, 4, precision="fp32").shape == (160, 224, 3)
+    with pytest.raises(AssertionError, match="without it"):
+        runtime.bf16_autocast("cpu", True)
