@@ -190,6 +190,14 @@ def auto_fidelity(face: Face, source: str = "ai_generated") -> float:
     return advise([face.box], face.working_size, source, source_size=face.source_size).fidelity
 
 
+def face_upsample_mode(advice: Advice, source: str) -> str:
+    """The pipeline's face_upsample mode for ``advice``: always (photo), auto (AI image, large faces) or off."""
+    if not advice.face_upsample:
+        return "off"
+    # For an AI image the rule is "upsample when the face is pasted larger than 512 px": auto applies it per face.
+    return "always" if source == "photo" else "auto"
+
+
 def _describe_shot(shot: str, share: float, faces: int) -> str:
     face = "the face" if faces == 1 else f"the largest of {faces} faces"
     if shot == "close_up":
@@ -221,4 +229,5 @@ def _check_size(size: tuple[int, int], name: str) -> tuple[int, int]:
 __all__ = [
     "SOURCES", "SHOTS", "CLOSE_UP_SHARE", "WIDE_SHARE", "GROUP_FACES", "LARGE_IMAGE_SIDE", "CROP_PER_BOX",
     "Advice", "face_share", "classify_shot", "advise", "advise_faces", "advise_image", "auto_fidelity",
+    "face_upsample_mode",
 ]

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from . import model_store
+from .advisor import SOURCES
 from .image_io import IMAGE_EXTENSIONS, ImageReadError, InputImage, alpha_for, collect_inputs, read_input, write_image
 from .runtime import PRECISIONS, OutOfMemory, available_host_memory, resolve_device
 from .types import FACE_SIZE, working_size
@@ -79,13 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (created if missing); OUTDIR/<input name>.png per image")
     r.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never the inputs)")
     r.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (no detection)")
-    r.add_argument("--fidelity", "-w", type=float, default=0.5, help="0 = quality, 1 = fidelity (default 0.5)")
-    r.add_argument("--upscale", "-s", type=float, default=2.0, help="output scale of whole images, 1..8 (default 2)")
+    r.add_argument("--fidelity", "-w", type=float, default=None, help="0 = quality, 1 = fidelity (default 0.5)")
+    r.add_argument("--upscale", "-s", type=float, default=None, help="output scale of whole images, 1..8 (default 2)")
     r.add_argument("--background-enhance", action="store_true", help="upscale the background with Real-ESRGAN")
     r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
     r.add_argument("--face-upsample-mode", choices=("auto", "always"), default=None,
                    help="implies --face-upsample: 'always' (its default, official) or 'auto' (only faces pasted "
                         "larger than 512 px)")
+    r.add_argument("--best-settings", choices=SOURCES, default=None, metavar="SOURCE",
+                   help="per image, the fidelity, background enhance, face upsample and upscale of the best-settings "
+                        f"rules for this source ({' or '.join(SOURCES)}; as `advise`); not with -w, -s, "
+                        "--background-enhance, --face-upsample(-mode) or --aligned")
     r.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
     r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
     r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
@@ -105,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("advise", help="print the recommended settings for each image as JSON")
     a.add_argument("inputs", nargs="+", metavar="IMAGE")
-    a.add_argument("--source", choices=("ai_generated", "photo"), default="ai_generated")
+    a.add_argument("--source", choices=SOURCES, default="ai_generated")
     a.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
     _common(a)
     return parser
@@ -152,10 +157,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.fidelity <= 1.0:
+    if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
         raise CliError(f"--fidelity {args.fidelity} is outside 0..1")
-    if not 1.0 <= args.upscale <= 8.0:
+    if args.upscale is not None and not 1.0 <= args.upscale <= 8.0:
         raise CliError(f"--upscale {args.upscale} is outside 1..8")
+    if args.best_settings:
+        chosen = [name for name, value in (("--fidelity", args.fidelity), ("--upscale", args.upscale),
+                                           ("--background-enhance", args.background_enhance),
+                                           ("--face-upsample", args.face_upsample or args.face_upsample_mode),
+                                           ("--aligned", args.aligned)) if value not in (None, False)]
+        if chosen:
+            raise CliError(f"--best-settings chooses the settings itself: drop {', '.join(chosen)}, or drop "
+                           "--best-settings" + (" (aligned faces have no shot to judge)" if args.aligned else ""))
     inputs = _inputs(args.inputs)
     device = _device(args.device)
     _check_output_folder(args.output)
@@ -189,9 +202,9 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
     else:
         detector = model_store.load_detector(models.path(DETECTORS[args.detector], "facedetection"), args.detector)
         parser = model_store.load_parser(models.path("parsing_parsenet.pth", "facedetection"))
-    mode = args.face_upsample_mode or ("always" if args.face_upsample else "off")
+    given = None if args.best_settings else _given_settings(args)
     upscaler = None
-    if not args.aligned and (args.background_enhance or mode != "off"):
+    if given is not None and not args.aligned and given.uses_upscaler:  # a broken file stops the run before any image
         upscaler = model_store.load_upscaler(models.path(args.upscaler, "upscale_models"))
     options = DetectOptions(selection="center" if args.only_center_face else "all", max_faces=args.max_faces)
     failed = []
@@ -200,7 +213,10 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
         if source is None:
             continue
         image = source.rgb
-        too_large = None if args.aligned else _too_large(image.shape[:2], args.upscale)
+        settings = given or _advised_settings(path, image, detector, args.best_settings, device)
+        if upscaler is None and not args.aligned and settings.uses_upscaler:
+            upscaler = model_store.load_upscaler(models.path(args.upscaler, "upscale_models"))
+        too_large = None if args.aligned else _too_large(image.shape[:2], settings.upscale)
         if too_large:
             print(f"error: {path}: {too_large}; skipped", file=sys.stderr)
             failed.append(path)
@@ -209,14 +225,14 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
             if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
                 log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
                             "--has_aligned)", path, image.shape[1], image.shape[0])
-            restored = restore_faces(codeformer, [image], args.fidelity, device=device)[0]
+            restored = restore_faces(codeformer, [image], settings.fidelity, device=device)[0]
             _write(restored, args.output / f"{path.stem}.png", inputs, source.alpha)
             continue
         with _progress(path.name) as on_progress:
             results, faces, crops, restored = restore_images(
                 [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
-                fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
-                face_upsample=mode, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
+                fidelity=settings.fidelity, upscale=settings.upscale, background_enhance=settings.background_enhance,
+                face_upsample=settings.face_upsample, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
                 precision=args.precision, on_progress=on_progress)
         log.info("%s: %d face(s)", path.name, len(faces))
         _write(results[0].image, args.output / f"{path.stem}.png", inputs, source.alpha)
@@ -225,6 +241,38 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
                 _write(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
                 _write(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs)
     return failed
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What one image is restored with."""
+
+    fidelity: float
+    upscale: float
+    background_enhance: bool
+    face_upsample: str  # off | auto | always
+
+    @property
+    def uses_upscaler(self) -> bool:
+        return self.background_enhance or self.face_upsample != "off"
+
+
+def _given_settings(args: argparse.Namespace) -> Settings:
+    """The settings of the command line (with the official defaults -w 0.5 -s 2)."""
+    return Settings(0.5 if args.fidelity is None else args.fidelity, 2.0 if args.upscale is None else args.upscale,
+                    args.background_enhance, args.face_upsample_mode or ("always" if args.face_upsample else "off"))
+
+
+def _advised_settings(path: Path, image: np.ndarray, detector: object, source: str, device: torch.device) -> Settings:
+    """The best-settings rules' choice for ``image`` (as the Best Settings node), printed with the reason."""
+    from .advisor import advise_image, face_upsample_mode
+
+    advice = advise_image(image, detector, source, device=device)
+    settings = Settings(advice.fidelity, float(advice.upscale), advice.background_enhance,
+                        face_upsample_mode(advice, source))
+    print(f"{path}: fidelity {settings.fidelity:g}, background enhance {'on' if settings.background_enhance else 'off'}"
+          f", face upsample {settings.face_upsample}, upscale {settings.upscale:g} ({advice.reason})", flush=True)
+    return settings
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..codeformer.advisor import Advice, advise_faces, advise_image
+from ..codeformer.advisor import advise_faces, advise_image, face_upsample_mode
 from .convert import image_to_numpy
 from .device import load_on_device
 from .restore_nodes import FACE_UPSAMPLE_INPUT, SOURCE_INPUT
@@ -14,14 +14,6 @@ ADVISOR_SOURCE_INPUT = (SOURCE_INPUT[0], {
     **SOURCE_INPUT[1],
     "tooltip": "Where the image comes from: ai_generated (fidelity 0.5 unless a close-up) or photo (fidelity 0.7 "
                "and face upsample on, or real skin looks over-smoothed). Close-ups get fidelity 1.0 either way."})
-
-
-def face_upsample_mode(advice: Advice, source: str) -> str:
-    """The face_upsample combo value for ``advice``: always (photo), auto (AI image, large faces) or off."""
-    if not advice.face_upsample:
-        return "off"
-    # For an AI image the rule is "upsample when the face is pasted larger than 512 px": auto applies it per face.
-    return "always" if source == "photo" else "auto"
 
 
 def check_faces_match(faces, image) -> None:

@@ -51,7 +51,8 @@ def test_precision_and_batch_size_reach_the_pipeline(models_dir, tmp_path, monke
                  "--offline", "--device", "cpu"])
     assert code == 0
     assert seen["precision"] == "bf16" and seen["codeformer"].precision == "bf16" and seen["batch_size"] == 3
-    assert seen["face_upsample"] == "off"
+    assert seen["face_upsample"] == "off" and seen["upscaler"] is None
+    assert (seen["fidelity"], seen["upscale"], seen["background_enhance"]) == (0.5, 2.0, False)  # official defaults
     common = [str(tmp_path / "flat.png"), "--detector", "retinaface_mobile0.25", "--models-dir", str(models_dir),
               "--offline", "--device", "cpu", "--overwrite"]
     for flags, mode in ((["--face-upsample"], "always"), (["--face-upsample-mode", "auto"], "auto"),
@@ -99,3 +100,47 @@ def test_offline_missing_model_names_url_and_path(tmp_path, capsys):
     assert code == 1
     assert "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth" in err
     assert str(tmp_path / "models" / "facerestore_models" / "codeformer.pth") in err
+
+
+def test_best_settings_choose_each_images_settings(models, models_dir, tmp_path, monkeypatch, capsys):
+    from codeformer import pipeline
+    from codeformer.advisor import advise_image, face_upsample_mode
+
+    seen = {}
+
+    def fake_restore_images(images, **kwargs):
+        seen[images[0].shape] = kwargs
+        return [pipeline.PasteResult(images[0].astype(np.float32), np.zeros(images[0].shape[:2]))], [], [], []
+
+    monkeypatch.setattr(pipeline, "restore_images", fake_restore_images)
+    close_up = read_image(IMAGES / "aligned_0240.png")  # one face filling the frame
+    group = read_image(IMAGES / "whole_02.png")  # 4 faces: a wide shot
+    write_image(tmp_path / "close_up.png", close_up)
+    write_image(tmp_path / "group.png", group)
+    write_image(tmp_path / "large.png", np.full((100, 2100, 3), 128, np.uint8))  # no face, long side >= 2048
+    args = ["restore", str(tmp_path / "close_up.png"), str(tmp_path / "group.png"), str(tmp_path / "large.png"),
+            "-o", str(tmp_path / "out"), "--detector", "retinaface_mobile0.25", "--models-dir", str(models_dir),
+            "--offline", "--device", "cpu"]
+    assert main([*args, "--best-settings", "photo"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for image, line in zip((close_up, group, np.full((100, 2100, 3), 128, np.uint8)), printed, strict=True):
+        advice = advise_image(image, models.detector, "photo")
+        used = seen[image.shape]
+        assert (used["fidelity"], used["upscale"], used["background_enhance"], used["face_upsample"]) == \
+            (advice.fidelity, advice.upscale, advice.background_enhance, face_upsample_mode(advice, "photo"))
+        assert used["upscaler"] is not None  # face upsample is on for photos: the upscaler was loaded
+        assert advice.reason in line
+    assert seen[close_up.shape]["fidelity"] == 1.0 and not seen[close_up.shape]["background_enhance"]
+    assert seen[group.shape]["fidelity"] == 0.7 and seen[group.shape]["background_enhance"]
+    assert seen[(100, 2100, 3)]["upscale"] == 1.0
+    assert "close_up.png: fidelity 1, background enhance off, face upsample always, upscale 2 (" in printed[0]
+
+
+def test_best_settings_refuse_settings_given_by_hand(models_dir, tmp_path, capsys):
+    write_image(tmp_path / "flat.png", np.full((64, 80, 3), 128, np.uint8))
+    run = ["restore", str(tmp_path / "flat.png"), "-o", str(tmp_path / "out"), "--best-settings", "ai_generated"]
+    assert main([*run, "-w", "0.7", "--face-upsample-mode", "auto"]) == 2
+    assert "--best-settings chooses the settings itself: drop --fidelity, --face-upsample" in capsys.readouterr().err
+    assert main([*run, "--aligned"]) == 2
+    assert "aligned faces have no shot to judge" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
