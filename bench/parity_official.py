@@ -50,7 +50,8 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=Path(os.environ.get("CF_WEIGHTS", "/tmp/official-weights/seed0")))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    official_flags = ["-w", "0.5", "-s", "2"] + (["--bg_upsampler", "realesrgan", "--face_upsample"] if args.full else [])
+    official_flags = ["-w", "0.5", "-s", "2"]
+    official_flags += ["--bg_upsampler", "realesrgan", "--face_upsample"] if args.full else []
     our_flags = ["-w", "0.5", "-s", "2", "--precision", "fp32", "--detector", "retinaface_mobile0.25", "--offline",
                  "--save-faces"] + (["--background-enhance", "--face-upsample"] if args.full else [])
     rows = []

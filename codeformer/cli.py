@@ -232,8 +232,8 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
             results, faces, crops, restored = restore_images(
                 [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
                 fidelity=settings.fidelity, upscale=settings.upscale, background_enhance=settings.background_enhance,
-                face_upsample=settings.face_upsample, options=options, tile=args.tile, batch_size=args.batch_size, device=device,
-                precision=args.precision, on_progress=on_progress)
+                face_upsample=settings.face_upsample, options=options, tile=args.tile, batch_size=args.batch_size,
+                device=device, precision=args.precision, on_progress=on_progress)
         log.info("%s: %d face(s)", path.name, len(faces))
         _write(results[0].image, args.output / f"{path.stem}.png", inputs, source.alpha)
         if args.save_faces:

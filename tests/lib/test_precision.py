@@ -141,7 +141,8 @@ def test_no_autocast_context_unless_bf16(monkeypatch, x4_model, photo):
     monkeypatch.setattr(torch, "autocast", refuse)
     face = np.zeros((512, 512, 3), np.uint8)
     assert restore_faces(fake_model(), [face], precision="fp32").shape == (1, 512, 512, 3)
-    assert parse_masks(FaceParser(module=NoAutocast(), path=Path("fake.pth")), [face], precision="fp32")[0].shape == (512, 512)
+    parser = FaceParser(module=NoAutocast(), path=Path("fake.pth"))
+    assert parse_masks(parser, [face], precision="fp32")[0].shape == (512, 512)
     assert upsample.upscale_image(x4_model, photo, 4, precision="fp32").shape == (160, 224, 3)
     with pytest.raises(AssertionError, match="without it"):
         runtime.bf16_autocast("cpu", True)
