@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 5's CPU comparison in one run: the official pipeline (tools/official/stage_times.py) beside ours
+# (bench/pipeline.py) on the same image with the same random weights, plain and with background + face upsampling.
+#   bench/cpu_vs_official.sh [IMAGE] > log      (default ../shared/data/images/whole_02.png; writes $OUT/*.json)
+# Needs the official harness (tools/official/README.md: /tmp/codeformer-official, /tmp/official-venv, weights in
+# $CF_WEIGHTS or /tmp/official-weights/seed0). Ours runs on those weights through a models folder of symlinks.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARED="${SHARED:-$HERE/../shared}"
+IMAGE="$(realpath "${1:-$SHARED/data/images/whole_02.png}")"
+WEIGHTS="$(realpath "${CF_WEIGHTS:-/tmp/official-weights/seed0}")"
+PY="${PYTHON:-python3}"
+OUT="${OUT:-$HERE/bench/results}"; mkdir -p "$OUT"
+MODELS="$(mktemp -d)"; trap 'rm -rf "$MODELS"' EXIT
+mkdir -p "$MODELS/facerestore_models" "$MODELS/facedetection" "$MODELS/upscale_models"
+ln -s "$WEIGHTS/CodeFormer/codeformer.pth" "$MODELS/facerestore_models/"
+ln -s "$WEIGHTS/facelib/detection_mobilenet0.25_Final.pth" "$WEIGHTS/facelib/parsing_parsenet.pth" "$MODELS/facedetection/"
+ln -s "$WEIGHTS/realesrgan/RealESRGAN_x2plus.pth" "$MODELS/upscale_models/"
+official() { "${CF_VENV:-/tmp/official-venv}/bin/python" "$SHARED/tools/official/stage_times.py" "$IMAGE" -w 0.5 -s 2 "$@"; }
+ours() { "$PY" "$HERE/bench/pipeline.py" "$IMAGE" --models-dir "$MODELS" --detector retinaface_mobile0.25 \
+  --fidelity 0.5 --upscale 2 "$@"; }
+FULL=(--background-enhance --face-upsample --face-upsample-mode auto)
+echo "## official full"; official --bg_upsampler realesrgan --face_upsample
+echo "## ours full auto"; ours "${FULL[@]}" --json "$OUT/cpu_pipeline_full_auto.json"
+echo "## ours full auto, as without native bf16"; ours "${FULL[@]}" --no-native-bf16 \
+  --json "$OUT/cpu_pipeline_full_auto_no_native_bf16.json"
+echo "## ours full fp32"; ours "${FULL[@]}" --precision fp32 --json "$OUT/cpu_pipeline_full_fp32.json"
+echo "## official plain"; official
+echo "## ours plain auto"; ours --json "$OUT/cpu_pipeline_plain_auto.json"
+echo "## ours plain fp32"; ours --precision fp32 --json "$OUT/cpu_pipeline_plain_fp32.json"
+echo "## done"
