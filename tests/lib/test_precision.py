@@ -128,7 +128,6 @@ def test_parser_runs_bf16_only_when_asked(native_bf16):
     assert seen == [False, False, True]
 
 
-
 def test_no_autocast_context_unless_bf16(monkeypatch, x4_model, photo):
     # backends without autocast (DirectML's privateuseone) refuse even torch.autocast(..., enabled=False)
     class NoAutocast(torch.nn.Module):

@@ -572,7 +572,6 @@ def test_transparency_is_read_beside_the_official_colour_read(tmp_path):
     Image.fromarray(np.full((8, 8, 4), 255, np.uint8)).save(tmp_path / "opaque.png")  # alpha channel, all opaque
     assert read_input(tmp_path / "opaque.png").alpha is None
     palette = Image.fromarray(gradient(8, 8)).convert("P")  # palette image with one transparent colour
-    palette.info["transparency"] = palette.getpixel((0, 0))
     palette.save(tmp_path / "palette.png", transparency=palette.getpixel((0, 0)))
     alpha = read_input(tmp_path / "palette.png").alpha
     assert alpha is not None and alpha[0, 0] == 0 and alpha.max() == 255
