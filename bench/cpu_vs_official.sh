@@ -3,7 +3,7 @@
 # (bench/pipeline.py) on the same image with the same random weights, plain and with background + face upsampling.
 #   bench/cpu_vs_official.sh [IMAGE] > log      (default ../shared/data/images/whole_02.png; writes $OUT/*.json)
 # Needs the official harness (tools/official/README.md: /tmp/codeformer-official, /tmp/official-venv, weights in
-# $CF_WEIGHTS or /tmp/official-weights/seed0). Ours runs on those weights through a models folder of symlinks.
+# $CF_WEIGHTS or /tmp/official-weights/seed0). Ours runs on those weights (bench/official_models.py).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED:-$HERE/../shared}"
@@ -12,10 +12,7 @@ WEIGHTS="$(realpath "${CF_WEIGHTS:-/tmp/official-weights/seed0}")"
 PY="${PYTHON:-python3}"
 OUT="${OUT:-$HERE/bench/results}"; mkdir -p "$OUT"
 MODELS="$(mktemp -d)"; trap 'rm -rf "$MODELS"' EXIT
-mkdir -p "$MODELS/facerestore_models" "$MODELS/facedetection" "$MODELS/upscale_models"
-ln -s "$WEIGHTS/CodeFormer/codeformer.pth" "$MODELS/facerestore_models/"
-ln -s "$WEIGHTS/facelib/detection_mobilenet0.25_Final.pth" "$WEIGHTS/facelib/parsing_parsenet.pth" "$MODELS/facedetection/"
-ln -s "$WEIGHTS/realesrgan/RealESRGAN_x2plus.pth" "$MODELS/upscale_models/"
+"$PY" "$HERE/bench/official_models.py" "$WEIGHTS" "$MODELS"
 official() { "${CF_VENV:-/tmp/official-venv}/bin/python" "$SHARED/tools/official/stage_times.py" "$IMAGE" -w 0.5 -s 2 "$@"; }
 ours() { "$PY" "$HERE/bench/pipeline.py" "$IMAGE" --models-dir "$MODELS" --detector retinaface_mobile0.25 \
   --fidelity 0.5 --upscale 2 "$@"; }

@@ -24,13 +24,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# our models folder layout -> the files make_weights.py writes
-LAYOUT = {
-    "facerestore_models/codeformer.pth": "CodeFormer/codeformer.pth",
-    "facedetection/detection_mobilenet0.25_Final.pth": "facelib/detection_mobilenet0.25_Final.pth",
-    "facedetection/parsing_parsenet.pth": "facelib/parsing_parsenet.pth",
-    "upscale_models/RealESRGAN_x2plus.pth": "realesrgan/RealESRGAN_x2plus.pth",
-}
+sys.path.insert(0, str(ROOT / "bench"))
+
+from official_models import link_official_models  # noqa: E402
 
 
 def compare(official: np.ndarray, ours: np.ndarray) -> dict:
@@ -57,9 +53,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for ours_name, theirs in LAYOUT.items():
-            (work / "models" / ours_name).parent.mkdir(parents=True, exist_ok=True)
-            (work / "models" / ours_name).symlink_to((args.weights / theirs).resolve())
+        link_official_models(args.weights, work / "models")
         for image in args.images:
             source = image
             if image.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -83,12 +83,12 @@ def restore_faces(
             y_all = torch.empty((len(chunk), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=device)
 
             def run(batch: list[int]) -> None:
-                rows = slice(batch[0], batch[-1] + 1)
-                x = x_all[rows]
+                part = slice(batch[0], batch[-1] + 1)  # positions in the chunk
+                x = x_all[part]
                 x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
                 with torch.inference_mode(), bf16_autocast(device, bf16):
                     y = net((x - 0.5) / 0.5, weight=w)[0]
-                y_all[rows] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+                y_all[part] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
             run_in_batches(run, list(range(len(chunk))), batch_size, on_done=progress,
                            check_interrupt=check_interrupt, what="CodeFormer")

@@ -114,8 +114,9 @@ def available_host_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     kib = {}
     for line in lines:
         name, _, value = line.partition(":")
-        if value.split() and value.split()[0].isdigit():
-            kib[name] = int(value.split()[0])
+        fields = value.split()
+        if fields and fields[0].isdigit():
+            kib[name] = int(fields[0])
     if "MemAvailable" not in kib:
         return None
     return (kib["MemAvailable"] + kib.get("SwapFree", 0)) * 1024

@@ -119,7 +119,6 @@ def as_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).to(output_device())
 
 
-
 def placeholder_faces() -> torch.Tensor:
     """One black ``[1, 512, 512, 3]`` IMAGE, output instead of an empty batch (many nodes fail on empty batches)."""
     return torch.zeros((1, FACE_SIZE, FACE_SIZE, 3), dtype=torch.float32, device=output_device())
