@@ -36,8 +36,9 @@ from . import model_store
 from .advisor import SOURCES
 from .image_io import IMAGE_EXTENSIONS, ImageReadError, InputImage, alpha_for, collect_inputs, read_input, write_image
 from .runtime import PRECISIONS, OutOfMemory, available_host_memory, resolve_device
-from .types import FACE_SIZE, working_size
-from .upsample import AUTO_TILE, DEFAULT_TILE, target_size
+from .geometry import target_size, working_size
+from .types import FACE_SIZE
+from .upsample import AUTO_TILE, DEFAULT_TILE
 
 log = logging.getLogger("codeformer")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .types import working_scale
+from .geometry import working_scale
 
 GRAY_THRESHOLD = 10.0
 

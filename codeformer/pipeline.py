@@ -20,8 +20,9 @@ from .image import is_gray, resize, to_working
 from .parse import parse_masks
 from .paste import FacePlacement, paste_faces
 from .restore import restore_faces
-from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces, working_scale, working_size
-from .upsample import AUTO_TILE, target_size, upscale_image
+from .geometry import target_size, working_scale, working_size
+from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces
+from .upsample import AUTO_TILE, upscale_image
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,11 @@ from typing import Callable, ContextManager, Sequence, TypeVar
 
 import torch
 
+from .errors import OutOfMemory
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class OutOfMemory(torch.OutOfMemoryError):
-    """Still out of memory at the smallest batch or tile; the message says what to do. A ``torch.OutOfMemoryError``,
-    so that hosts that act on those (ComfyUI unloads its models and prints its tips) see it as one."""
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .geometry import working_scale, working_size
+
 FACE_SIZE = 512
-# The official pipeline enlarges a source so that its short side is 512 (WORKING_SHORT_SIDE). For a very long
-# strip this would be absurd (16x4096 -> 512x131072), so the enlargement also stops where the long side reaches
-# MAX_WORKING_SIDE: images up to 8:1 (and every image whose short side is >= 512) are processed as officially.
-WORKING_SHORT_SIDE = 512
-MAX_WORKING_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,18 @@ class Face:
     is_gray: bool
 
     @property
+    def source_box(self) -> tuple[float, float, float, float]:
+        """``box`` in source-image pixels (x0, y0, x1, y1)."""
+        f = self.working_scale
+        x0, y0, x1, y1 = self.box
+        return x0 / f, y0 / f, x1 / f, y1 / f
+
+    @property
+    def source_landmarks(self) -> np.ndarray:
+        """``landmarks`` in source-image pixels, (5, 2)."""
+        return self.landmarks / self.working_scale
+
+    @property
     def working_scale(self) -> float:
         """Working image = source x working_scale."""
         return working_scale(self.source_size)
@@ -105,28 +114,3 @@ class Faces:
         part = tuple(replace(self.faces[i], source_index=self.faces[i].source_index - start) for i in positions)
         return Faces(part, self.source_sizes[start:stop]), positions
 
-
-def working_size(source_size: tuple[int, int]) -> tuple[int, int]:
-    """(height, width) of the image the pipeline works on: source x :func:`working_scale`."""
-    h, w = source_size
-    f = working_scale(source_size)
-    if f == 1.0:
-        return h, w
-    # cv2.resize(img, (0, 0), fx=f, fy=f) rounds the size this way
-    return int(round(h * f)), int(round(w * f))
-
-
-def working_scale(source_size: tuple[int, int]) -> float:
-    """Factor by which a source image is enlarged before detection (>= 1.0).
-
-    Official: short side < 512 -> enlarged to 512, else 1.0. Deviation for long strips: the factor is capped so
-    that the long side stays <= ``MAX_WORKING_SIDE`` (4096; never below 1.0), e.g. 16x4096 stays 16x4096 instead
-    of becoming 512x131072. Images up to 8:1 and images with a short side >= 512 are unaffected.
-    """
-    short, long = min(source_size), max(source_size)
-    if short >= WORKING_SHORT_SIDE:
-        return 1.0
-    f = WORKING_SHORT_SIDE / short
-    if long * f > MAX_WORKING_SIDE:
-        f = max(1.0, MAX_WORKING_SIDE / long)
-    return f

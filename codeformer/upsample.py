@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from .geometry import target_size
 from .image import resize
 from .runtime import (
     AUTO_NATIVE,
@@ -35,11 +36,6 @@ MIN_TILE = 64
 # 1.25 KB in bf16. Stated per unit of scale^2 (an x4 RRDB runs its body at 4x the pixels of the x2 one).
 BYTES_PER_PIXEL = {False: 2400 / 4, True: 1250 / 4}
 GPU_MARGIN = 1.5  # cuDNN workspaces and allocator slack
-
-
-def target_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """(height, width) of an image of ``size`` scaled by ``scale``: ``round(H*s) x round(W*s)``."""
-    return max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))
 
 
 def upscale_image(

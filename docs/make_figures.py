@@ -33,9 +33,9 @@ def main() -> None:
 
     overlay = image.copy()
     for face in faces.faces:
-        x0, y0, x1, y1 = (int(round(v / face.working_scale)) for v in face.box)
+        x0, y0, x1, y1 = (int(round(v)) for v in face.source_box)
         cv2.rectangle(overlay, (x0, y0), (x1, y1), (0, 255, 0), 2)
-        for (x, y), color in zip(face.landmarks / face.working_scale, COLORS):
+        for (x, y), color in zip(face.source_landmarks, COLORS):
             cv2.circle(overlay, (int(round(x)), int(round(y))), 3, color, -1)
         cv2.putText(overlay, f"{face.score:.2f}", (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
     write_image(out / "detection.jpg", overlay)

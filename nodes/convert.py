@@ -129,8 +129,7 @@ def box_masks(faces: Faces) -> torch.Tensor:
     h, w = faces.source_sizes[0] if faces.source_sizes else (1, 1)
     masks = np.zeros((max(1, len(faces.source_sizes)), h, w), np.float32)
     for face in faces.faces:
-        # Boxes are in working-image pixels (source enlarged by working_scale).
-        x0, y0, x1, y1 = (v / face.working_scale for v in face.box)
+        x0, y0, x1, y1 = face.source_box
         left, top = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h))
         right, bottom = int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h))
         masks[face.source_index, top:bottom, left:right] = 1.0

@@ -36,8 +36,9 @@ from codeformer.image_io import read_image, write_image
 from codeformer.model_store import KnownFile, ModelDownloadError, ModelFileError
 from codeformer.pipeline import DetectOptions, find_faces, paste_back, restore_images, upscale_backgrounds
 from codeformer.restore import restore_faces
-from codeformer.runtime import OutOfMemory
-from codeformer.types import MAX_WORKING_SIDE, Face, Faces, working_scale, working_size
+from codeformer.errors import OutOfMemory
+from codeformer.geometry import MAX_WORKING_SIDE, working_scale, working_size
+from codeformer.types import Face, Faces
 
 ROOT = Path(__file__).resolve().parents[2]
 

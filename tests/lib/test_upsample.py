@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from codeformer import upsample
-from codeformer.runtime import OutOfMemory
+from codeformer.errors import OutOfMemory
 
 
 @pytest.fixture(scope="module")

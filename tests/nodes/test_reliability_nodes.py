@@ -321,7 +321,7 @@ def test_out_of_memory_in_the_restore_node(nodes, lib, fake, monkeypatch):
     (out,) = nodes["CodeFormerRestore"]().restore(model=model, faces=crops, fidelity=0.5)
     assert model.module.batches[-3:] == [1, 1, 1] and max(model.module.batches) == 3
     assert torch.equal(out, expected)
-    with pytest.raises(lib.runtime.OutOfMemory, match="out of memory running CodeFormer.*free memory"):
+    with pytest.raises(lib.errors.OutOfMemory, match="out of memory running CodeFormer.*free memory"):
         nodes["CodeFormerRestore"]().restore(model=fake(oom_above=0), faces=crops, fidelity=0.5)
 
 

@@ -73,7 +73,7 @@ def test_detect_outputs(graphs, source):
     assert len(faces) == 1 and faces.source_sizes == ((310, 491),)
     assert crops.shape == (1, 512, 512, 3) and crops.dtype == torch.float32
     assert face_mask.shape == (1, 310, 491)
-    x0, y0, x1, y1 = (v / faces.faces[0].working_scale for v in faces.faces[0].box)
+    x0, y0, x1, y1 = faces.faces[0].source_box
     assert float(face_mask[0, int(y0 + y1) // 2, int(x0 + x1) // 2]) == 1.0
     assert float(face_mask.mean()) < 0.1
     assert graphs["restored"].shape == (1, 512, 512, 3)
