@@ -9,7 +9,7 @@ from typing import Callable, ContextManager, Sequence, TypeVar
 
 import torch
 
-from .errors import OutOfMemory
+from .errors import InputError, OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,13 @@ T = TypeVar("T")
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of ``PRECISIONS``, else InputError naming the choices."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def cpu_has_native_bf16() -> bool:
@@ -45,8 +52,7 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     ``auto``: on the device types in ``auto_on`` where they run bf16 natively (CUDA devices with bf16 support, CPUs
     with AMX or AVX512-BF16).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     device = torch.device(device)
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return False

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from ..codeformer import model_store
 from ..codeformer.model_store import KNOWN_FILES
-from ..codeformer.runtime import PRECISIONS
+from ..codeformer.runtime import PRECISIONS, check_precision
 from .folders import FACEDETECTION, FACERESTORE_MODELS, list_models, model_path
 
 DETECTOR_FILES = {
@@ -73,8 +73,7 @@ class CodeFormerModelLoader:
         }}
 
     def load(self, model_name: str, compile_on_gpu: bool = False, precision: str = "auto"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         model = model_store.load_codeformer(model_path(FACERESTORE_MODELS, model_name))
         return (replace(model, compile=compile_on_gpu, precision=precision),)
 
