@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from codeformer import faces as faces_module  # noqa: E402
 from codeformer import model_store, pipeline, runtime  # noqa: E402
 from codeformer.cli import DETECTORS  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
@@ -85,11 +86,11 @@ def main() -> None:
     image = read_image(args.image)
 
     # time the stages by wrapping the functions the pipeline calls
-    pipeline.detect_faces = timing("detect", pipeline.detect_faces, device)
+    faces_module.detect_faces = timing("detect", faces_module.detect_faces, device)
     pipeline.find_faces = timing("find_faces", pipeline.find_faces, device)
     pipeline.restore_found_faces = timing("restore", pipeline.restore_found_faces, device)
     pipeline.parse_masks = timing("parse", pipeline.parse_masks, device)
-    pipeline.upscale_backgrounds = timing("background", pipeline.upscale_backgrounds, device)
+    pipeline.image_canvas = timing("background", pipeline.image_canvas, device)
     pipeline.upscale_image = timing("face_upsample", pipeline.upscale_image, device)
     pipeline.paste_faces = timing("paste", pipeline.paste_faces, device)
 
@@ -101,10 +102,11 @@ def main() -> None:
         TIMES.clear()
         sync(device)
         start = time.perf_counter()
-        results, faces, _, _ = pipeline.restore_images(
-            [image], codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler,
-            fidelity=args.fidelity, upscale=args.upscale, background_enhance=args.background_enhance,
-            face_upsample=mode, tile=args.tile, batch_size=args.batch_size, device=device, precision=args.precision)
+        settings = pipeline.RestoreSettings(args.fidelity, args.upscale, args.background_enhance,
+                                            paste=pipeline.PasteOptions(face_upsample=mode))
+        faces = pipeline.restore_images([image], pipeline.Networks(codeformer, detector, parser, upscaler), settings,
+                                        tile=args.tile, batch_size=args.batch_size, device=device,
+                                        precision=args.precision).faces
         sync(device)
         totals.append(time.perf_counter() - start)
     stages = dict(TIMES)

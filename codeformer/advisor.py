@@ -16,6 +16,7 @@ The rules work on boxes alone; ``advise_image`` runs the face detector first.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -23,7 +24,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .pipeline import find_faces
+from .errors import InputError
+from .faces import find_faces
+from .restore import Fidelity
 from .types import FACE_SIZE, Face, FaceDetector, Faces
 
 SOURCES = ("ai_generated", "photo")
@@ -90,7 +93,7 @@ def face_share(box: Sequence[float], image_size: tuple[int, int]) -> float:
 def classify_shot(share: float, faces: int) -> str:
     """no_face | close_up (share >= CLOSE_UP_SHARE) | wide (share < WIDE_SHARE or GROUP_FACES+ faces) | medium."""
     if faces < 0:
-        raise ValueError(f"faces must be 0 or more, got {faces}")
+        raise InputError(f"faces must be 0 or more, got {faces}")
     if faces == 0:
         return "no_face"
     if share >= CLOSE_UP_SHARE:
@@ -112,7 +115,7 @@ def advise(
     ``source_size`` is the (height, width) of the image that will be restored when the boxes were found in a resized
     copy of it (the pipeline's working image); it sets the upscale and the pasted face size. Default: ``image_size``.
     """
-    _check_source(source)
+    check_source(source)
     h, w = _check_size(image_size, "image_size")
     src_h, src_w = _check_size(source_size, "source_size") if source_size is not None else (h, w)
     upscale = 1 if max(src_h, src_w) >= LARGE_IMAGE_SIDE else DEFAULT_UPSCALE
@@ -180,14 +183,21 @@ def advise_image(
     image: np.ndarray, detector: FaceDetector, source: str = "ai_generated", device: torch.device | str = "cpu"
 ) -> Advice:
     """Detect the faces of ``image`` ((H, W, 3) RGB uint8) with the official settings and advise on them."""
-    _check_source(source)
-    faces, _ = find_faces(detector, [image], device=device)
-    return advise_faces(faces, 0, source)
+    check_source(source)
+    return advise_faces(find_faces(detector, [image], device=device).faces, 0, source)
 
 
 def auto_fidelity(face: Face, source: str = "ai_generated") -> float:
     """Fidelity for one face from its own share of the image: 1.0 for a close-up, else 0.7 (photo) or 0.5 (AI)."""
     return advise([face.box], face.working_size, source, source_size=face.source_size).fidelity
+
+
+def fidelity_rule(fidelity: float, auto: bool, source: str = "ai_generated") -> Fidelity:
+    """The fidelity to restore with: ``fidelity``, or with ``auto`` the best-settings rule applied to each face."""
+    if not auto:
+        return fidelity
+    check_source(source)
+    return functools.partial(auto_fidelity, source=source)
 
 
 def face_upsample_mode(advice: Advice, source: str) -> str:
@@ -213,21 +223,22 @@ def _box_side(box: Sequence[float]) -> float:
     return math.sqrt(max(0.0, x1 - x0) * max(0.0, y1 - y0))
 
 
-def _check_source(source: str) -> None:
+def check_source(source: str) -> None:
+    """Raise InputError unless ``source`` is one of ``SOURCES``."""
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}; "
+        raise InputError(f"source must be one of {', '.join(SOURCES)}, got {source!r}; "
                          "use 'photo' for camera photos and 'ai_generated' for generated images")
 
 
 def _check_size(size: tuple[int, int], name: str) -> tuple[int, int]:
     h, w = size
     if h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be a positive (height, width), got {tuple(size)}")
+        raise InputError(f"{name} must be a positive (height, width), got {tuple(size)}")
     return h, w
 
 
 __all__ = [
     "SOURCES", "SHOTS", "CLOSE_UP_SHARE", "WIDE_SHARE", "GROUP_FACES", "LARGE_IMAGE_SIDE", "CROP_PER_BOX",
     "Advice", "face_share", "classify_shot", "advise", "advise_faces", "advise_image", "auto_fidelity",
-    "face_upsample_mode",
+    "check_source", "face_upsample_mode", "fidelity_rule",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from facexlib.detection.retinaface_utils import PriorBox, decode, decode_landm, py_cpu_nms
 
+from .errors import InputError
 from .types import FaceDetector
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ FACE_LIMIT = 256
 SELECTIONS = ("all", "largest", "center")
 
 
-class FaceSelectionError(ValueError):
+class FaceSelectionError(InputError):
     """The face selection string is invalid or names faces that do not exist."""
 
 

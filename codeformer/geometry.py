@@ -43,15 +43,17 @@ def target_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))
 
 
-def canvas_size(source_size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """Size of the canvas faces are pasted on: the working image scaled by ``scale``.
+def canvas_size(source_size: tuple[int, int], output_size: tuple[int, int]) -> tuple[int, int]:
+    """Size of the canvas the faces of a source are pasted on, for an output of ``output_size``.
 
-    The official code sizes it ``int(working * scale)``; here it is :func:`target_size` of the working image, so
-    that for sources whose short side is >= 512 (working image = source) the canvas is exactly the output and the
-    background is used as it is, at every scale (with ``int`` a non-integer scale could make them differ by a pixel,
-    and the whole picture was resampled to the canvas and back).
+    The canvas is the working image at the output's scale (official ``upsample_img``). When the working image is
+    the source (short side >= 512) that is the output itself, at every scale: the background is used as it is.
+    An enlarged source gets ``target_size(working size, output width / source width)`` (officially
+    ``int(working * upscale)``: the same at integer scales), and the result is brought back to the output's size.
     """
-    return target_size(working_size(source_size), scale)
+    if working_scale(source_size) == 1.0:
+        return output_size
+    return target_size(working_size(source_size), output_size[1] / source_size[1])
 
 
 __all__ = ["MAX_WORKING_SIDE", "WORKING_SHORT_SIDE", "canvas_size", "target_size", "working_scale", "working_size"]

@@ -1,205 +1,143 @@
-"""The whole-image pipeline (detect -> align -> restore -> upsample -> paste), as composable steps.
+"""The whole-image pipeline, top-down: find the faces -> restore them -> build each image's canvas -> paste back.
 
-The ComfyUI nodes call these steps one by one; the one-node restore and the CLI call ``restore_images``.
-Images are numpy (H, W, 3) RGB uint8 (the official pipeline's domain).
+``restore_images`` runs it all (the one-node restore, the CLI); the modular ComfyUI nodes call the steps one by
+one (``find_faces``, ``restore_found_faces``, ``upscale_backgrounds``, ``paste_back``); ``parts`` runs long
+batches a few images at a time. Images are numpy ``(H, W, 3)`` RGB uint8 (the official pipeline's domain).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
+from spandrel import ImageModelDescriptor
 
-from .align import estimate_affine, invert_affine, warp_face
-from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, detect_faces, select_faces
-from .image import is_gray, resize, to_working
+from .canvas import Canvas, PasteResult, background_canvas, fit_output, plain_canvas
+from .errors import InputError
+from .faces import DetectOptions, find_faces
 from .parse import parse_masks
 from .paste import FacePlacement, paste_faces
-from .restore import restore_faces
-from .geometry import target_size, working_scale, working_size
+from .restore import Fidelity, restore_found_faces
 from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces
 from .upsample import AUTO_TILE, upscale_image
 
-log = logging.getLogger(__name__)
-
 FACE_UPSAMPLE_MODES = ("off", "auto", "always")
-Fidelity = float | Callable[[Face], float]
 
 
 @dataclass(frozen=True)
-class DetectOptions:
-    """How faces are found and which are kept."""
+class PasteOptions:
+    """How restored faces are pasted back."""
 
-    confidence: float = CONFIDENCE
-    nms_threshold: float = NMS_THRESHOLD
-    min_eye_distance: float = MIN_EYE_DISTANCE
-    selection: str = "all"  # all | largest | center | index list "0,2"
-    max_faces: int = 0  # 0 = no limit
+    face_upsample: str = "off"  # off | auto (faces pasted larger than 512 px) | always (official --face_upsample)
+    visibility: float = 1.0  # opacity of the restored faces
+    feather: float = 1.0  # width of the soft mask edge relative to the official one
+
+    def __post_init__(self) -> None:
+        if self.face_upsample not in FACE_UPSAMPLE_MODES:
+            raise InputError(f"face_upsample must be one of {', '.join(FACE_UPSAMPLE_MODES)}, "
+                             f"got {self.face_upsample!r}")
 
 
 @dataclass(frozen=True)
-class PasteResult:
-    """One output image: float32 0..255 (H, W, 3) and the pasted-area mask (H, W) 0..1."""
+class RestoreSettings:
+    """What a whole-image restore does: the official options (fidelity, upscale, background enhance, face upsample)
+    and ours (which faces, opacity, feathering)."""
 
-    image: np.ndarray
-    mask: np.ndarray
+    fidelity: Fidelity = 0.5  # CodeFormer w, or a rule giving it per face
+    upscale: float = 2.0  # output = source x upscale
+    background_enhance: bool = False  # upscale the background with the upscaler (else bilinear)
+    detect: DetectOptions = DetectOptions()
+    paste: PasteOptions = PasteOptions()
+
+    @property
+    def uses_upscaler(self) -> bool:
+        """Whether these settings run an upscaler (background enhance or face upsample)."""
+        return self.background_enhance or self.paste.face_upsample != "off"
 
 
-def find_faces(
-    detector: FaceDetector,
+@dataclass(frozen=True)
+class Networks:
+    """The networks of a whole-image restore; the parser and upscaler are optional."""
+
+    restorer: CodeFormerModel
+    detector: FaceDetector
+    parser: FaceParser | None = None  # without it faces are blended with a feathered square
+    upscaler: ImageModelDescriptor | None = None  # used where the settings ask for it
+
+    def modules(self) -> list[torch.nn.Module]:
+        """The torch modules of the networks present (to load them onto a device together)."""
+        nets = [self.restorer.module, self.detector.module, self.parser.module if self.parser else None,
+                self.upscaler.model if self.upscaler else None]
+        return [net for net in nets if net is not None]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What ``restore_images`` made: one result per input image, and the faces behind them."""
+
+    images: list[PasteResult] = field(repr=False)  # source x upscale, in input order
+    faces: Faces
+    crops: np.ndarray = field(repr=False)  # [N, 512, 512, 3] uint8 aligned crops, in ``faces`` order
+    restored: np.ndarray = field(repr=False)  # [N, 512, 512, 3] uint8 restored crops
+
+
+def restore_images(
     images: Sequence[np.ndarray],
-    options: DetectOptions = DetectOptions(),
+    networks: Networks,
+    settings: RestoreSettings = RestoreSettings(),
     *,
     device: torch.device | str = "cpu",
-    check_interrupt: Callable[[], None] | None = None,
-) -> tuple[Faces, np.ndarray]:
-    """Detect and align the faces of every image; returns the faces and their ``[N, 512, 512, 3]`` uint8 crops."""
-    faces: list[Face] = []
-    crops: list[np.ndarray] = []
-    sizes = []
-    for index, source in enumerate(images):
-        if check_interrupt is not None:
-            check_interrupt()
-        size = source.shape[:2]
-        gray = is_gray(source)
-        sizes.append(size)
-        working = to_working(source)
-        found = detect_faces(detector, working, confidence=options.confidence, nms_threshold=options.nms_threshold,
-                             min_eye_distance=options.min_eye_distance, device=device)
-        chosen = select_faces(found, working.shape[:2], options.selection, options.max_faces)
-        for det in chosen:
-            affine = estimate_affine(det.landmarks)
-            crops.append(warp_face(working, affine))
-            faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks,
-                              affine=affine, inverse=invert_affine(affine), source_size=size, is_gray=gray))
-        log.info("image %d: %d face(s) found, %d kept", index, len(found), len(chosen))
-    stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    return Faces(tuple(faces), tuple(sizes)), stacked
-
-
-def restore_found_faces(
-    model: CodeFormerModel,
-    faces: Faces,
-    crops: np.ndarray,
-    fidelity: Fidelity = 0.5,
-    **kwargs,
-) -> np.ndarray:
-    """Restore the crops of ``find_faces`` with each source's gray flag; ``fidelity`` may be a rule per face."""
-    weights = [fidelity(f) for f in faces.faces] if callable(fidelity) else fidelity
-    return restore_faces(model, crops, weights, gray=[f.is_gray for f in faces.faces], **kwargs)
-
-
-def face_paste_size(face: Face, scale: float) -> float:
-    """Side in background pixels that the 512 crop of ``face`` covers when pasted at ``scale`` x the working image."""
-    linear = face.inverse[:, :2]
-    return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
-
-
-def check_backgrounds(count: int, faces: Faces) -> None:
-    """Raise ValueError unless there is one background per image the faces were detected in."""
-    if count != len(faces.source_sizes):
-        raise ValueError(f"{count} background image(s) for faces from {len(faces.source_sizes)} image(s); "
-                         "connect the same image batch the faces were detected in (or its upscaled version)")
-
-
-def check_paste_inputs(backgrounds: int, faces: Faces, restored: int) -> None:
-    """Raise ValueError unless there is one background per image and one restored crop per face."""
-    check_backgrounds(backgrounds, faces)
-    if restored != len(faces):
-        raise ValueError(f"{restored} restored face(s) for {len(faces)} detected face(s); "
-                         "connect the restored crops of these FACES")
-
-
-def paste_back(
-    backgrounds: Sequence[np.ndarray],
-    faces: Faces,
-    restored: np.ndarray,
-    *,
-    parser: FaceParser | None = None,
-    face_upscaler: object | None = None,
-    face_upsample: str = "off",
-    visibility: float = 1.0,
-    feather: float = 1.0,
+    precision: str | None = None,
     tile: int = AUTO_TILE,
-    device: torch.device | str = "cpu",
-    precision: str = "auto",
+    batch_size: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
-    canvases: Sequence[np.ndarray | None] | None = None,
-) -> list[PasteResult]:
-    """Paste restored faces into each background (its source x any scale); output has the background's size.
+) -> RestoreResult:
+    """Restore every face of every image and paste it back into the image enlarged by ``settings.upscale``.
 
-    As in the official code, faces are pasted on a canvas of the *working* image (short side enlarged to 512)
-    times the scale, which for sources with a short side >= 512 is the background itself; smaller sources get
-    the background resized (Lanczos) to that canvas, or ``canvases[i]`` when given, and the result is brought
-    back to the background's size.
+    ``precision`` (``runtime.use_bf16``) applies to every network; default: the restorer's. ``on_progress(done,
+    total)`` counts the steps after detection: each face restored, the canvases (one step per image), the paste.
     """
-    if face_upsample not in FACE_UPSAMPLE_MODES:
-        raise ValueError(f"face_upsample must be one of {FACE_UPSAMPLE_MODES}, got '{face_upsample}'")
-    check_paste_inputs(len(backgrounds), faces, len(restored))
-    # 1) per image: its paste canvas and the faces to paste (face-upsampled where asked)
-    jobs: list[tuple[np.ndarray, float, list[tuple[Face, np.ndarray]]] | None] = []
-    for index, bg in enumerate(backgrounds):
-        members = faces.for_image(index)
-        src_h, src_w = faces.source_sizes[index]
-        scale = bg.shape[1] / src_w  # background px per source px
-        if abs(src_h * scale - bg.shape[0]) > max(1.0, scale):
-            raise ValueError(
-                f"background {index} is {bg.shape[1]}x{bg.shape[0]} but its source image is {src_w}x{src_h}: "
-                "not the same picture at another scale; connect the image the faces were detected in, "
-                "or its upscaled version")
-        if not members:
-            jobs.append(None)
-            continue
-        work_h, work_w = working_size((src_h, src_w))
-        work_bg = canvases[index] if canvases is not None and canvases[index] is not None else \
-            resize(bg, (int(work_h * scale), int(work_w * scale)), cv2.INTER_LANCZOS4)
-        s = work_bg.shape[1] / work_w  # canvas px per working px: the official upscale factor
-        to_paste = []
-        for position, face in members:
-            if check_interrupt is not None:
-                check_interrupt()
-            img = restored[position]
-            if _upsample_this(face_upsample, face_upscaler, face, s):
-                img = upscale_image(face_upscaler, img, s, tile=tile, device=device, precision=precision,
-                                    check_interrupt=check_interrupt)
-            to_paste.append((face, img))
-        jobs.append((work_bg, s, to_paste))
-    # 2) the parsing masks of every face of every image, in shared batches
-    pasted = [img for job in jobs if job is not None for _, img in job[2]]
-    masks: list[np.ndarray | None] = [None] * len(pasted)
-    if parser is not None and pasted:
-        masks = list(parse_masks(parser, pasted, device=device, precision=precision, check_interrupt=check_interrupt))
-    # 3) paste
-    next_mask = iter(masks)
-    results = []
-    for bg, job in zip(backgrounds, jobs):
-        if job is None:
-            results.append(PasteResult(bg.astype(np.float32), np.zeros(bg.shape[:2], np.float32)))
-            continue
-        work_bg, s, to_paste = job
-        placements = [FacePlacement(img, face.inverse, next(next_mask)) for face, img in to_paste]
-        image, mask = paste_faces(work_bg, placements, s, visibility=visibility, feather=feather)
-        # small source: back from the working size to the background's size
-        results.append(_fit(PasteResult(image, mask), bg.shape[:2]))
-    return results
+    found = find_faces(networks.detector, images, settings.detect, device=device, check_interrupt=check_interrupt)
+    faces = found.faces
+    precision = networks.restorer.precision if precision is None else precision
+    steps = len(faces) + len(images) + 1
+
+    def step(done: int, _total: int = 0) -> None:
+        if on_progress is not None:
+            on_progress(done, steps)
+
+    restored = restore_found_faces(networks.restorer, faces, found.crops, settings.fidelity, device=device,
+                                   batch_size=batch_size, precision=precision, on_progress=step,
+                                   check_interrupt=check_interrupt)
+    bg_model = networks.upscaler if settings.background_enhance else None
+    canvases = [image_canvas(image, settings.upscale, bg_model, has_faces=bool(faces.for_image(index)), tile=tile,
+                             device=device, precision=precision, check_interrupt=check_interrupt)
+                for index, image in enumerate(images)]
+    step(len(faces) + len(images))
+    results = paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,
+                                upscaler=networks.upscaler, tile=tile, device=device, precision=precision,
+                                check_interrupt=check_interrupt)
+    step(steps)
+    return RestoreResult(results, faces, found.crops, restored)
 
 
-def _upsample_this(mode: str, upscaler: object | None, face: Face, scale: float) -> bool:
-    if upscaler is None or mode == "off":
-        return False
-    if mode == "always":
-        return True
-    return face_paste_size(face, scale) > FACE_SIZE  # auto: only faces pasted larger than the 512 crop
+def image_canvas(image: np.ndarray, upscale: float, upscaler: ImageModelDescriptor | None, *, has_faces: bool,
+                 **upscale_kwargs) -> Canvas:
+    """The canvas of one image (official): its background upscaled by ``upscaler``, or without one the working
+    image resized bilinear; an image without faces only gets its upscaled background (bilinear without a model)."""
+    if has_faces and upscaler is None:
+        return plain_canvas(image, upscale)
+    background = upscale_image(upscaler, image, upscale, **upscale_kwargs)
+    return background_canvas(background, image.shape[:2], has_faces=has_faces)
 
 
 def upscale_backgrounds(
     images: Sequence[np.ndarray],
     scale: float,
-    upscaler: object | None = None,
+    upscaler: ImageModelDescriptor | None = None,
     *,
     tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
@@ -220,86 +158,80 @@ def upscale_backgrounds(
                           on_progress=tiles_of(i), check_interrupt=check_interrupt) for i, img in enumerate(images)]
 
 
-def restore_images(
-    images: Sequence[np.ndarray],
-    *,
-    codeformer: CodeFormerModel,
-    detector: FaceDetector,
-    parser: FaceParser | None = None,
-    upscaler: object | None = None,
-    fidelity: Fidelity = 0.5,
-    upscale: float = 2.0,
-    background_enhance: bool = False,
-    face_upsample: str = "off",
-    options: DetectOptions = DetectOptions(),
-    visibility: float = 1.0,
-    feather: float = 1.0,
-    tile: int = AUTO_TILE,
-    batch_size: int | None = None,
-    device: torch.device | str = "cpu",
-    precision: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    check_interrupt: Callable[[], None] | None = None,
-) -> tuple[list[PasteResult], Faces, np.ndarray, np.ndarray]:
-    """Full pipeline. Returns the results (source x ``upscale``), the faces, their crops and restored faces.
+def check_paste_inputs(backgrounds: int, faces: Faces, restored: int | None = None) -> None:
+    """Raise InputError unless there is one background per image and (when given) one restored crop per face."""
+    if backgrounds != len(faces.source_sizes):
+        raise InputError(f"{backgrounds} background image(s) for faces from {len(faces.source_sizes)} image(s); "
+                         "connect the same image batch the faces were detected in (or its upscaled version)")
+    if restored is not None and restored != len(faces):
+        raise InputError(f"{restored} restored face(s) for {len(faces)} detected face(s); "
+                         "connect the restored crops of these FACES")
 
-    ``precision`` (``runtime.use_bf16``) applies to every network; default: ``codeformer.precision``.
-    ``on_progress(done, total)`` counts the steps after detection: each face restored, the backgrounds (one step
-    per image), the paste.
+
+def paste_back(
+    backgrounds: Sequence[np.ndarray],
+    faces: Faces,
+    restored: Sequence[np.ndarray],
+    options: PasteOptions = PasteOptions(),
+    **paste_kwargs,
+) -> list[PasteResult]:
+    """Paste restored faces into each background (its source at any scale); each output has its background's size.
+
+    ``paste_kwargs`` are those of ``paste_on_canvases`` (parser, upscaler, tile, device, precision, check_interrupt).
     """
-    faces, crops = find_faces(detector, images, options, device=device, check_interrupt=check_interrupt)
-    precision = codeformer.precision if precision is None else precision
-    steps = len(faces) + len(images) + 1
-
-    def step(done: int, _total: int = 0) -> None:
-        if on_progress is not None:
-            on_progress(done, steps)
-
-    restored = restore_found_faces(codeformer, faces, crops, fidelity, device=device, batch_size=batch_size,
-                                   precision=precision, on_progress=step, check_interrupt=check_interrupt)
-    bg_model = upscaler if background_enhance else None
-    backgrounds = upscale_backgrounds(images, upscale, bg_model, tile=tile, device=device, precision=precision,
-                                      check_interrupt=check_interrupt)
-    step(len(faces) + len(images))
-    canvases = None if bg_model is not None else \
-        [plain_canvas(img, upscale) if faces.for_image(i) else None for i, img in enumerate(images)]
-    results = paste_back(backgrounds, faces, restored, parser=parser, face_upscaler=upscaler,
-                         face_upsample=face_upsample, visibility=visibility, feather=feather, tile=tile,
-                         device=device, precision=precision, check_interrupt=check_interrupt, canvases=canvases)
-    step(steps)
-    return results, faces, crops, restored
+    check_paste_inputs(len(backgrounds), faces, len(restored))
+    canvases = [background_canvas(bg, faces.source_sizes[i], index=i, has_faces=bool(faces.for_image(i)))
+                for i, bg in enumerate(backgrounds)]
+    return paste_on_canvases(canvases, faces, restored, options, **paste_kwargs)
 
 
-# Images per ``restore_images`` call in a long batch (video frames): a call holds its results as float32 until they
-# are converted, so it gets about this many output pixels (~2 GB of intermediates), at least one image.
-PIXELS_PER_RUN = 64 * 2**20
+def paste_on_canvases(
+    canvases: Sequence[Canvas],
+    faces: Faces,
+    restored: Sequence[np.ndarray],
+    options: PasteOptions = PasteOptions(),
+    *,
+    parser: FaceParser | None = None,
+    upscaler: ImageModelDescriptor | None = None,
+    tile: int = AUTO_TILE,
+    device: torch.device | str = "cpu",
+    precision: str = "auto",
+    check_interrupt: Callable[[], None] | None = None,
+) -> list[PasteResult]:
+    """Face upsample -> parse -> paste, for the faces of every image onto its canvas (official paste-back)."""
+    upsampler = upscaler if options.face_upsample != "off" else None
+    pasted = [_as_pasted(upsampler, options.face_upsample, face, restored[position], canvases[face.source_index],
+                         tile=tile, device=device, precision=precision, check_interrupt=check_interrupt)
+              for position, face in enumerate(faces.faces)]
+    masks: Sequence[np.ndarray | None] = [None] * len(pasted)
+    if parser is not None and pasted:
+        masks = parse_masks(parser, pasted, device=device, precision=precision, check_interrupt=check_interrupt)
+    results = []
+    for index, canvas in enumerate(canvases):
+        placements = [FacePlacement(pasted[p], face.inverse, masks[p]) for p, face in faces.for_image(index)]
+        image, mask = paste_faces(canvas.image, placements, canvas.scale, visibility=options.visibility,
+                                  feather=options.feather)
+        results.append(fit_output(PasteResult(image, mask), canvas))
+    return results
 
 
-def images_per_run(size: tuple[int, int], upscale: float) -> int:
-    """How many images of ``size`` (height, width) to restore per call at ``upscale`` (see PIXELS_PER_RUN)."""
-    h, w = target_size(size, upscale)
-    return max(1, PIXELS_PER_RUN // (h * w))
+def face_paste_size(face: Face, scale: float) -> float:
+    """Side in canvas pixels that the 512 crop of ``face`` covers when pasted at ``scale`` x the working image."""
+    linear = face.inverse[:, :2]
+    return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
 
 
-def plain_canvas(image: np.ndarray, scale: float) -> np.ndarray | None:
-    """The official paste canvas without an upscaler for a source whose short side is under 512: the working
-    image resized bilinear by ``scale`` (None for larger sources, whose canvas is the background itself)."""
-    if working_scale(image.shape[:2]) == 1.0:
-        return None
-    working = to_working(image)
-    h, w = working.shape[:2]
-    return cv2.resize(working, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
-
-
-def _fit(result: PasteResult, size: tuple[int, int]) -> PasteResult:
-    """``result`` resized (area) to (height, width) ``size`` when it differs."""
-    if result.image.shape[:2] == size:
-        return result
-    return PasteResult(resize(result.image, size, cv2.INTER_AREA), resize(result.mask, size, cv2.INTER_AREA))
+def _as_pasted(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, canvas: Canvas,
+               **upscale_kwargs) -> np.ndarray:
+    """The restored crop as it is pasted: upscaled to the canvas scale where ``mode`` asks (auto: only faces pasted
+    larger than the 512 crop), else the 512 crop itself."""
+    if upscaler is None or (mode == "auto" and face_paste_size(face, canvas.scale) <= FACE_SIZE):
+        return restored
+    return upscale_image(upscaler, restored, canvas.scale, **upscale_kwargs)
 
 
 __all__ = [
-    "DetectOptions", "PasteResult", "FACE_UPSAMPLE_MODES", "find_faces", "restore_found_faces", "paste_back",
-    "upscale_backgrounds", "restore_images", "face_paste_size", "target_size", "images_per_run",
-    "check_backgrounds", "check_paste_inputs",
+    "FACE_UPSAMPLE_MODES", "DetectOptions", "Networks", "PasteOptions", "PasteResult", "RestoreResult",
+    "RestoreSettings", "check_paste_inputs", "face_paste_size", "find_faces", "paste_back", "paste_on_canvases",
+    "restore_found_faces", "restore_images", "upscale_backgrounds",
 ]

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
-from .runtime import auto_batch_size, bf16_autocast, empty_cache, is_oom, memory_format, run_in_batches, use_bf16
-from .types import FACE_SIZE, CodeFormerModel
+from .errors import InputError
+from .runtime import auto_batch_size, bf16_autocast, memory_format, retry_smaller, run_in_batches, use_bf16
+from .types import FACE_SIZE, CodeFormerModel, Face, Faces
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 TRANSFER_CHUNK = 256
 Progress = Callable[[int, int], None]
 Interrupt = Callable[[], None]
+Fidelity = float | Callable[[Face], float]  # one value, or a rule giving each face its own
 
 
 def restore_faces(
@@ -102,6 +104,19 @@ def restore_faces(
     return out
 
 
+def restore_found_faces(
+    model: CodeFormerModel,
+    faces: Faces,
+    crops: np.ndarray,
+    fidelity: Fidelity = 0.5,
+    **kwargs,
+) -> np.ndarray:
+    """``restore_faces`` on the crops of ``faces`` with each source image's gray flag (as the official pipeline);
+    ``fidelity`` may be a rule per face. ``kwargs`` are those of ``restore_faces``."""
+    weights = [fidelity(f) for f in faces.faces] if callable(fidelity) else fidelity
+    return restore_faces(model, crops, weights, gray=[f.is_gray for f in faces.faces], **kwargs)
+
+
 def _rows(chunk: list[int]) -> slice | list[int]:
     """Indices as a slice when consecutive (numpy then gives views, not copies)."""
     if chunk[-1] - chunk[0] == len(chunk) - 1:
@@ -137,14 +152,16 @@ def compile_network(net: torch.nn.Module, **compile_options) -> Callable:
     def run(x: torch.Tensor, weight: float) -> tuple:
         if x.shape[0] != 1:
             return compiled(x, weight=weight)
-        try:
+
+        def lone(copies: int) -> tuple:
+            if copies == 1:
+                return net(x, weight=weight)
             out = compiled(torch.cat([x, x]), weight=weight)
-        except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-            if not is_oom(error):
-                raise
-            empty_cache()
-            return net(x, weight=weight)
-        return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in out)
+            return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in out)
+
+        return retry_smaller(lone, 2, smallest=1, what="compiled CodeFormer", unit="copies of the face",
+                             too_large=lambda _: "out of memory running CodeFormer on a single face; free GPU memory "
+                                                 "(close other programs or models) or run on the CPU")
 
     return run
 
@@ -169,10 +186,10 @@ def _gray_flags(x: torch.Tensor, step: int = 16) -> list[bool]:
 def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
     values = [float(fidelity)] * n if np.isscalar(fidelity) else [float(v) for v in fidelity]  # type: ignore[union-attr]
     if len(values) != n:
-        raise ValueError(f"fidelity has {len(values)} values for {n} faces; give one value or one per face")
+        raise InputError(f"fidelity has {len(values)} values for {n} faces; give one value or one per face")
     for v in values:
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"fidelity {v} is outside 0..1; use 0 for quality, 1 for fidelity to the input")
+            raise InputError(f"fidelity {v} is outside 0..1; use 0 for quality, 1 for fidelity to the input")
     return values
 
 
@@ -181,7 +198,7 @@ def _as_512(face: np.ndarray) -> np.ndarray:
     like the official --has_aligned."""
     face = np.asarray(face)
     if face.ndim != 3 or face.shape[2] < 3:
-        raise ValueError(f"an aligned face must be (H, W, 3), got shape {face.shape}")
+        raise InputError(f"an aligned face must be (H, W, 3), got shape {face.shape}")
     face = face[:, :, :3]
     if face.dtype != np.uint8:
         face = np.clip(np.nan_to_num(face.astype(np.float32), nan=0.0), 0.0, 1.0)
@@ -206,4 +223,4 @@ def _to_uint8(face: np.ndarray) -> np.ndarray:
     return face if face.dtype == np.uint8 else (face * 255.0).round().astype(np.uint8)
 
 
-__all__ = ["compile_network", "restore_faces", "restore_gray"]
+__all__ = ["Fidelity", "compile_network", "restore_faces", "restore_found_faces", "restore_gray"]

@@ -154,6 +154,31 @@ def empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def retry_smaller(
+    run: Callable[[int], T],
+    size: int,
+    *,
+    smallest: int,
+    what: str,
+    unit: str,
+    too_large: Callable[[int], str],
+) -> T:
+    """``run(size)``; on out-of-memory the device cache is emptied and ``run`` is tried again with half the size
+    (``unit``: a batch size, a tile size), down to ``smallest``; then OutOfMemory with ``too_large(size)`` as its message. Any other
+    error propagates at once."""
+    while True:
+        try:
+            return run(size)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not is_oom(error):
+                raise
+            empty_cache()
+            if size <= smallest:
+                raise OutOfMemory(too_large(size)) from error
+            size = max(smallest, size // 2)
+            log.warning("out of memory in %s; retrying with %s %d", what, unit, size)
+
+
 def run_in_batches(
     fn: Callable[[list[T]], None],
     items: Sequence[T],
@@ -163,28 +188,27 @@ def run_in_batches(
     check_interrupt: Callable[[], None] | None = None,
     what: str = "the model",
 ) -> None:
-    """Call ``fn`` on consecutive batches of ``items``; halve the batch on out-of-memory, down to 1."""
+    """Call ``fn`` on consecutive batches of ``items``; the batch halves on out-of-memory, down to 1, and stays
+    at the size that fit."""
     items = list(items)
     size = max(1, int(batch_size))
     start = 0
+
+    def attempt(batch_size: int) -> int:
+        nonlocal size
+        size = batch_size
+        batch = items[start : start + batch_size]
+        fn(batch)
+        return len(batch)
+
+    def too_large(_size: int) -> str:
+        return (f"out of memory running {what} on a single input; free memory (close other programs or models), "
+                "use a smaller image/tile, or run on the CPU")
+
     while start < len(items):
         if check_interrupt is not None:
             check_interrupt()
-        batch = items[start : start + size]
-        try:
-            fn(batch)
-        except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-            if not is_oom(error):
-                raise
-            empty_cache()
-            if size == 1:
-                raise OutOfMemory(
-                    f"out of memory running {what} on a single input; free memory (close other programs or "
-                    "models), use a smaller image/tile, or run on the CPU"
-                ) from error
-            size = max(1, size // 2)
-            log.warning("out of memory in %s; retrying with batch size %d", what, size)
-            continue
-        start += len(batch)
+        done = retry_smaller(attempt, size, smallest=1, what=what, unit="batch size", too_large=too_large)
+        start += done
         if on_done is not None:
-            on_done(len(batch))
+            on_done(done)

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
+from spandrel import ImageModelDescriptor
 
 from .geometry import target_size
 from .image import resize
-from .runtime import (
-    AUTO_NATIVE,
-    OutOfMemory,
-    bf16_autocast,
-    empty_cache,
-    free_cuda_memory,
-    is_oom,
-    memory_format,
-    use_bf16,
-)
+from .runtime import AUTO_NATIVE, bf16_autocast, free_cuda_memory, memory_format, retry_smaller, use_bf16
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+Interrupt = Callable[[], None]
 
 # The official --bg_tile, used on the CPU. Measured on the 2-core CPU (Real-ESRGAN x2, 1204x645): fp32 400 px tiles
 # 70 s, 320 px 73 s, 1024 px 79 s; bf16 400 px 16.8 s, 800 px 19.1 s, whole image 20.1 s (large tiles fall out of
@@ -39,15 +34,15 @@ GPU_MARGIN = 1.5  # cuDNN workspaces and allocator slack
 
 
 def upscale_image(
-    model: object | None,
+    model: ImageModelDescriptor | None,
     image: np.ndarray,
     scale: float,
     *,
     tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
     precision: str = "auto",
-    on_progress: Callable[[int, int], None] | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> np.ndarray:
     """Upscale ``(H, W, 3)`` RGB uint8 to exactly ``round(H*scale) x round(W*scale)``.
 
@@ -62,12 +57,12 @@ def upscale_image(
         return resize(image, size, cv2.INTER_LINEAR)
     device = torch.device(device)
     bf16 = use_bf16(device, precision, auto_on=AUTO_NATIVE)
-    if bf16 and not getattr(model, "supports_bfloat16", False):
+    if bf16 and not model.supports_bfloat16:
         if precision == "bf16":
-            log.warning("%s does not support bf16 (spandrel); running it in fp32", _name(model))
+            log.warning("%s does not support bf16 (spandrel); running it in fp32", model.architecture.name)
         bf16 = False
     if tile <= 0:
-        tile = auto_tile(device, image.shape[:2], int(model.scale), bf16)  # type: ignore[attr-defined]
+        tile = auto_tile(device, image.shape[:2], int(model.scale), bf16)
     out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt)
     return resize(out, size, cv2.INTER_LANCZOS4)
 
@@ -84,40 +79,31 @@ def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf1
     return min(max(size), max(MIN_TILE, side // 8 * 8))
 
 
-def _name(model: object) -> str:
-    return getattr(getattr(model, "architecture", None), "name", type(model).__name__)
-
-
-def _forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
+def _forward(model: ImageModelDescriptor) -> Callable[[torch.Tensor], torch.Tensor]:
     """How a tile runs. Real-ESRGAN's RRDB network directly, as the official RealESRGANer: it pads odd sizes itself,
     to the official multiple of 2 (the descriptor would pad x2 models to a multiple of 4, changing edge pixels).
     Every other architecture through its spandrel descriptor, as ComfyUI core does: padding to the model's size
     requirements and its own call (e.g. DRUNet's noise-level channel)."""
-    if getattr(getattr(model, "architecture", None), "id", None) == "ESRGAN":
+    if model.architecture.id == "ESRGAN":
         return model.model
     return model
 
 
-def _run_model(model, image, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:
-    model.model.to(device).eval().to(memory_format=fmt)  # type: ignore[attr-defined]
+def _run_model(model: ImageModelDescriptor, image: np.ndarray, tile: int, device: torch.device, bf16: bool,
+               fmt: torch.memory_format, on_progress: Progress | None, check_interrupt: Interrupt | None) -> np.ndarray:
+    """The model over ``image`` in tiles of ``tile`` px (0: whole), the tile halving on out-of-memory."""
+    model.model.to(device).eval().to(memory_format=fmt)
     net = _forward(model)
-    while True:
-        try:
-            scale = int(model.scale)  # type: ignore[attr-defined]
-            return _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt)
-        except Exception as error:  # noqa: BLE001 - only OOM is retried
-            if not is_oom(error):
-                raise
-            empty_cache()
-            h, w = image.shape[:2]
-            current = tile if tile > 0 else max(h, w)
-            if current <= MIN_TILE:
-                raise OutOfMemory(
-                    f"out of memory upscaling a {w}x{h} image even with {current}px tiles; "
-                    "free GPU memory or run on the CPU"
-                ) from error
-            tile = max(MIN_TILE, current // 2)
-            log.warning("out of memory while upscaling; retrying with %dpx tiles", tile)
+    h, w = image.shape[:2]
+
+    def run(side: int) -> np.ndarray:
+        return _tiled(net, image, int(model.scale), side, device, bf16, fmt, on_progress, check_interrupt)
+
+    def too_large(side: int) -> str:
+        return f"out of memory upscaling a {w}x{h} image even with {side}px tiles; free GPU memory or run on the CPU"
+
+    return retry_smaller(run, tile if tile > 0 else max(h, w), smallest=MIN_TILE, what="upscaling",
+                         unit="tile size (px)", too_large=too_large)
 
 
 @torch.inference_mode()

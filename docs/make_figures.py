@@ -29,7 +29,8 @@ def main() -> None:
     out = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / "docs" / "images"
     image = read_image(photo)
     detector = model_store.load_detector(detector_path)
-    faces, crops = find_faces(detector, [image])
+    found = find_faces(detector, [image])
+    faces, crops = found.faces, found.crops
 
     overlay = image.copy()
     for face in faces.faces:

@@ -10,13 +10,14 @@ restoring faces in an image that is partly undefined would hide that error inste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..codeformer.image import float_to_uint8
-from ..codeformer.pipeline import PasteResult
+from ..codeformer.canvas import PasteResult
+from ..codeformer.parts import Part
 from ..codeformer.types import FACE_SIZE, Faces
 from .device import output_device
 
@@ -107,6 +108,15 @@ class ResultBatch:
             self.masks = np.empty((self.count, *results[0].mask.shape), np.float32)
         fill_image(self.images[start : start + len(results)], [r.image for r in results])
         fill_mask(self.masks[start : start + len(results)], [r.mask for r in results])
+
+    def fill_from(self, parts: Iterable[Part]) -> int:
+        """Convert each part as it comes; returns the number of faces in all parts."""
+        faces = 0
+        for part in parts:
+            self.fill(part.start, part.images)
+            faces += len(part.faces)
+            del part  # converted: not held while the next part is made
+        return faces
 
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.images is None or self.masks is None:

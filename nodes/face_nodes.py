@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..codeformer.detect import CONFIDENCE, MIN_EYE_DISTANCE
-from ..codeformer.pipeline import DetectOptions, find_faces
+from ..codeformer.faces import DetectOptions, find_faces
 from .convert import box_masks, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device
 
@@ -56,10 +56,10 @@ class CodeFormerFaceDetect:
     def detect(self, image, detector, confidence, min_eye_distance, selection, max_faces):
         options = detect_options(confidence, min_eye_distance, selection, max_faces)
         device = load_on_device(detector.module)
-        faces, crops = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
-                                  check_interrupt=check_interrupt)
-        crops_out = numpy_to_image(crops) if len(faces) else placeholder_faces()
-        return (faces, crops_out, box_masks(faces), len(faces))
+        found = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
+                           check_interrupt=check_interrupt)
+        crops = numpy_to_image(found.crops) if len(found.faces) else placeholder_faces()
+        return (found.faces, crops, box_masks(found.faces), len(found.faces))
 
 
 NODES = {

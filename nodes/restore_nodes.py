@@ -7,20 +7,19 @@ from collections.abc import Callable
 
 import torch
 
-from ..codeformer.advisor import SOURCES, auto_fidelity as advised_fidelity
+from ..codeformer.advisor import SOURCES, fidelity_rule
+from ..codeformer.parts import paste_in_parts, restore_in_parts
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
-    check_backgrounds,
+    Networks,
+    PasteOptions,
+    RestoreSettings,
     check_paste_inputs,
-    images_per_run,
-    paste_back,
     restore_found_faces,
-    restore_images,
     upscale_backgrounds,
 )
 from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
-from ..codeformer.types import Face
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
 from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
@@ -65,30 +64,6 @@ def check_upscaler(model: object | None) -> None:
         raise ValueError(f"upscale_model is a {arch} {purpose or ''} model, not a background upscaler; load an image "
                          "upscaler such as RealESRGAN_x2plus.pth with Load Upscale Model (face models go in "
                          "CodeFormer Model Loader).")
-
-
-def fidelity_rule(fidelity: float, auto_fidelity: bool, source: str) -> float | Callable[[Face], float]:
-    """The fidelity for the library: the value, or with ``auto_fidelity`` the advisor's rule applied to each face."""
-    if not auto_fidelity:
-        return fidelity
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-
-    def per_face(face: Face) -> float:
-        value = advised_fidelity(face, source)
-        log.debug("auto fidelity: face in image %d -> %.2f", face.source_index, value)
-        return value
-
-    return per_face
-
-
-def _module(model: object | None) -> torch.nn.Module | None:
-    """The torch module inside a library model (``.module``) or a spandrel descriptor (``.model``), or None."""
-    if model is None:
-        return None
-    if hasattr(model, "module"):
-        return model.module
-    return getattr(model, "model", None)
 
 
 class CodeFormerRestore:
@@ -137,9 +112,8 @@ class CodeFormerRestore:
             restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
                                      check_interrupt=check_interrupt)
         else:  # gray flag of each face's source image, as the official pipeline
-            restored = restore_found_faces(model, detected_faces, crops,
-                                           fidelity_rule(fidelity, auto_fidelity, source), device=device,
-                                           on_progress=on_progress, check_interrupt=check_interrupt)
+            restored = restore_found_faces(model, detected_faces, crops, fidelity_rule(fidelity, auto_fidelity, source),
+                                           device=device, on_progress=on_progress, check_interrupt=check_interrupt)
         return (numpy_to_image(restored),)
 
 
@@ -173,7 +147,7 @@ class CodeFormerBackgroundUpsample:
 
     def upsample(self, image, scale, tile, upscale_model=None, precision="auto"):
         check_upscaler(upscale_model)
-        device = load_on_device(_module(upscale_model))
+        device = load_on_device(upscale_model.model if upscale_model is not None else None)
         out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
                                   precision=precision, on_progress=progress_callback(),
                                   check_interrupt=check_interrupt)
@@ -214,28 +188,19 @@ class CodeFormerPasteBack:
               upscale_model=None, precision="auto"):
         if len(faces) == 0:  # passed through: RGB, values clamped to 0..1, as when faces are pasted
             rgb = checked_rgb(background, "background")
-            check_backgrounds(len(rgb), faces)
+            check_paste_inputs(len(rgb), faces)
             mask = torch.zeros(rgb.shape[:3], dtype=torch.float32, device=output_device())
             return (rgb.to(output_device(), torch.float32).clamp(0.0, 1.0), mask)
-        check_upscaler(upscale_model)
-        if upscale_model is None and face_upsample == "always":
-            log.warning("face_upsample is 'always' but no upscale_model is connected: faces are resized, not upscaled")
-        if face_upsample == "off":
-            upscale_model = None  # not loaded onto the device for nothing
-        device = load_on_device(_module(face_parser), _module(upscale_model))
-        backgrounds = image_to_numpy(background, "background")
-        crops = image_to_numpy(restored_faces, "restored_faces")
-        check_paste_inputs(len(backgrounds), faces, len(crops))
-        per_run = images_per_run(backgrounds[0].shape[:2], 1.0)  # long batches a few images at a time
-        out = ResultBatch(len(backgrounds))
-        for start in range(0, len(backgrounds), per_run):
-            part, positions = faces.of_images(start, start + per_run)
-            results = paste_back(backgrounds[start : start + per_run], part, [crops[i] for i in positions],
-                                 parser=face_parser, face_upscaler=upscale_model, face_upsample=face_upsample,
-                                 visibility=visibility, feather=feather, device=device, precision=precision,
-                                 check_interrupt=check_interrupt)
-            out.fill(start, results)
-            del results  # before the next run makes its own
+        options = PasteOptions(face_upsample, visibility, feather)
+        # auto is the default: without an upscaler it quietly resizes; only an explicit always is warned about
+        upscaler = _used_upscaler(upscale_model, face_upsample != "off", warn_missing=face_upsample == "always")
+        device = load_on_device(face_parser.module if face_parser is not None else None,
+                                upscaler.model if upscaler is not None else None)
+        out = ResultBatch(len(background))
+        out.fill_from(paste_in_parts(image_to_numpy(background, "background"), faces,
+                                     image_to_numpy(restored_faces, "restored_faces"), options, parser=face_parser,
+                                     upscaler=upscaler, device=device, precision=precision,
+                                     check_interrupt=check_interrupt))
         return out.outputs()
 
 
@@ -283,42 +248,26 @@ class CodeFormerFaceRestore:
     def restore(self, image, model, detector, fidelity, upscale, background_enhance, face_upsample, confidence,
                 min_eye_distance, selection, max_faces, upscale_model=None, face_parser=None, auto_fidelity=False,
                 source="ai_generated", visibility=1.0, feather=1.0):
-        check_upscaler(upscale_model)
-        if upscale_model is None and (background_enhance or face_upsample != "off"):
-            log.warning("CodeFormer Face Restore: no upscale_model connected, so background_enhance/face_upsample "
-                        "fall back to plain resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
-        if not background_enhance and face_upsample == "off":
-            upscale_model = None  # not loaded onto the device for nothing
-        modules = (model.module, detector.module, _module(face_parser), _module(upscale_model))
-        device = load_on_device(*modules)
+        settings = RestoreSettings(fidelity_rule(fidelity, auto_fidelity, source), upscale, background_enhance,
+                                   detect_options(confidence, min_eye_distance, selection, max_faces),
+                                   PasteOptions(face_upsample, visibility, feather))
+        networks = Networks(model, detector, face_parser, _used_upscaler(upscale_model, settings.uses_upscaler))
+        device = load_on_device(*networks.modules())
         frames = image_to_numpy(image, "image")
-        # Long batches (video frames) run a few images at a time, each run's results converted into the output
-        # at once: memory for the output plus one run, not float32 results of the whole batch as well.
-        per_run = images_per_run(frames[0].shape[:2], upscale)
-        rule = fidelity_rule(fidelity, auto_fidelity, source)
-        options = detect_options(confidence, min_eye_distance, selection, max_faces)
-        bar = progress_callback()
         out = ResultBatch(len(frames))
-        count = 0
-        for start in range(0, len(frames), per_run):
-            part = frames[start : start + per_run]
-            results, faces, _, _ = restore_images(
-                part, codeformer=model, detector=detector, parser=face_parser, upscaler=upscale_model,
-                fidelity=rule, upscale=upscale, background_enhance=background_enhance, face_upsample=face_upsample,
-                options=options, visibility=visibility, feather=feather, device=device,
-                on_progress=_share(bar, start, len(part), len(frames)), check_interrupt=check_interrupt)
-            out.fill(start, results)
-            count += len(faces)
-            del results  # before the next run makes its own
+        count = out.fill_from(restore_in_parts(frames, networks, settings, device=device,
+                                               on_progress=progress_callback(), check_interrupt=check_interrupt))
         return (*out.outputs(), count)
 
 
-def _share(bar: Callable[[int, int], None], start: int, size: int, total: int) -> Callable[[int, int], None]:
-    """``on_progress`` of a run of ``size`` images from ``start`` of ``total``: its steps as its share of the bar
-    (the bar itself when the run is the whole batch)."""
-    if size == total:
-        return bar
-    return lambda done, steps: bar(round(1000 * (start + size * done / steps) / total), 1000)
+def _used_upscaler(model: object | None, used: bool, warn_missing: bool = True) -> object | None:
+    """The UPSCALE_MODEL input once checked, or None when the settings do not use it (not loaded for nothing);
+    with ``warn_missing``, warns when the settings use one that is not connected."""
+    check_upscaler(model)
+    if model is None and used and warn_missing:
+        log.warning("no upscale_model connected, so background_enhance / face_upsample fall back to plain "
+                    "resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
+    return model if used else None
 
 
 NODES = {

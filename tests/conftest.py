@@ -14,6 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import weights  # noqa: E402
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop with one message when the shared test data is missing (instead of an error per fixture)."""
+    missing = [p for p in (weights.REAL_DETECTOR, weights.IMAGES) if not p.exists()]
+    if missing:
+        pytest.exit(f"the tests need the shared test data beside this repository, and it is missing: "
+                    f"{', '.join(map(str, missing))} (real photos in shared/data/images, the RetinaFace detector in "
+                    "shared/data/weights); check out the shared folder next to the repository", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """A ``--models-dir`` with the standard subfolders holding random-weight files (and the real detector)."""

