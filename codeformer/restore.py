@@ -127,9 +127,9 @@ def _rows(chunk: list[int]) -> slice | list[int]:
 def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_format) -> Callable:
     """The network on ``device``; with ``model.compile`` on CUDA, a torch.compile'd copy kept on the model.
 
-    Measured on an H200 (bench/gpu_experiments.py, batch 32, bf16): 113 faces/s plain, 304 compiled; compiling
-    takes about a minute and happens again the first time the batch size or the fidelity changes (then they become
-    graph inputs; fidelity 0 keeps graphs of its own): 4 compiles at most (bench/compile_recompiles.py).
+    Compiling pays for large batches of faces (bench/gpu_experiments.py). It happens again the first time the batch
+    size or the fidelity changes (then they become graph inputs; fidelity 0 keeps graphs of its own): 4 compiles at
+    most (bench/compile_recompiles.py).
     """
     net = model.module.to(device).eval().to(memory_format=fmt)
     if not model.compile or device.type != "cuda":

@@ -28,7 +28,7 @@ def check_precision(precision: str) -> str:
 
 def cpu_has_native_bf16() -> bool:
     """True on CPUs whose oneDNN runs bf16 natively (AMX or AVX512-BF16): there bf16 convolutions are several times
-    faster than fp32 (Real-ESRGAN, one 480 px tile, 2 Sapphire Rapids cores: 16.3 s fp32, 4.2 s bf16)."""
+    faster than fp32 (figures: bench/measured/README.md)."""
     cpu = getattr(torch, "cpu", None)
     checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     try:
@@ -74,19 +74,19 @@ def bf16_autocast(device: torch.device | str, enabled: bool) -> ContextManager:
 
 
 def memory_format(device: torch.device | str, precision: str = "auto") -> torch.memory_format:
-    """channels_last on the CPU unless ``precision`` is ``fp32`` (oneDNN, measured on 2 cores: CodeFormer 7.8 ->
-    6.6 s a face, Real-ESRGAN -13 %, ParseNet -8 %, results within 5e-5 of NCHW); ``fp32`` keeps the official NCHW
-    arithmetic, bit-identical to the official code. GPUs stay NCHW: there NHWC only added format conversions."""
+    """channels_last on the CPU unless ``precision`` is ``fp32``: oneDNN runs all three networks faster in it, with
+    results within float rounding of NCHW; ``fp32`` keeps the official NCHW arithmetic, bit-identical to the official
+    code. GPUs stay NCHW: there NHWC only added format conversions (figures: bench/measured/README.md)."""
     on_cpu = torch.device(device).type == "cpu"
     return torch.channels_last if on_cpu and precision != "fp32" else torch.contiguous_format
 
 
-# Device memory a 512 px face takes inside CodeFormer (activations; measured on an H200 at batch 16-64: ~0.47 GiB
-# in bf16, fp32 about twice), with headroom; and the batch past which throughput no longer grows (16-32 on an H200).
+# Device memory a 512 px face takes inside CodeFormer (activations, measured in bf16 and fp32, with headroom), and
+# the batch past which throughput no longer grows on a large GPU (bench/measured/throughput_h200.json).
 FACE_WORKING_BYTES = {True: int(0.6 * 2**30), False: int(1.2 * 2**30)}
 MAX_AUTO_BATCH = 32
-# One face per call on the CPU: batching gains nothing there (2 cores, 4 faces: fp32 29.9 s at batch 1, 34.5 s at 4;
-# bf16 15.4 / 16.8 s; bench/measured/cpu_restore_batch.json), and Cancel and the progress bar act between calls.
+# One face per call on the CPU: batching gains nothing there (bench/measured/cpu_restore_batch.json), and Cancel and
+# the progress bar act between calls.
 CPU_BATCH = 1
 
 

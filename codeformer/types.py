@@ -24,7 +24,7 @@ class CodeFormerModel:
     descriptor: object = field(repr=False)
     path: Path
     precision: str = "auto"  # auto | fp32 | bf16 (runtime.use_bf16)
-    compile: bool = False  # torch.compile the network on CUDA (~1 min a compile, 4 at most: restore._network)
+    compile: bool = False  # torch.compile the network on CUDA (a few compiles at most: restore._network)
     compiled: dict = field(default_factory=dict, repr=False, compare=False)  # device -> compiled network
 
     @property

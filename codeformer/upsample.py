@@ -20,9 +20,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 Interrupt = Callable[[], None]
 
-# The official --bg_tile, used on the CPU. Measured on the 2-core CPU (Real-ESRGAN x2, 1204x645): fp32 400 px tiles
-# 70 s, 320 px 73 s, 1024 px 79 s; bf16 400 px 16.8 s, 800 px 19.1 s, whole image 20.1 s (large tiles fall out of
-# the caches), so the official size is also the fastest here.
+# The official --bg_tile, used on the CPU: it is also the fastest size there (larger tiles fall out of the caches;
+# figures: bench/measured/README.md).
 DEFAULT_TILE = 400
 AUTO_TILE = 0  # tile=0: DEFAULT_TILE on the CPU, on GPUs as large as free memory allows (see auto_tile)
 TILE_PAD = 40  # official RealESRGANer tile_pad

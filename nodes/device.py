@@ -12,8 +12,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# Room for activations on top of the weights when asking ComfyUI to free GPU memory (CodeFormer: ~0.5 GiB a face
-# in bf16; batches shrink to what is free and halve on out-of-memory).
+# Room for activations on top of the weights when asking ComfyUI to free GPU memory (a few faces' worth, see
+# runtime.FACE_WORKING_BYTES; batches shrink to what is free and halve on out-of-memory).
 WORKING_MEMORY = 2 * 1024**3
 _PATCHER_ATTR = "_comfy_model_patcher"
 

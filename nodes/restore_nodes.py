@@ -50,7 +50,7 @@ FEATHER_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
 UPSCALE_MODEL_TOOLTIP = "Image upscaler from core Load Upscale Model (e.g. RealESRGAN_x2plus.pth)."
 PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
-    "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (output within 2/255 on average), the "
+    "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "
                "face parser in fp32; fp32: the official arithmetic; bf16: bfloat16 everywhere."})
 
 
