@@ -75,7 +75,7 @@ def detect_faces(
         landmarks = row[5:15].reshape(5, 2)
         if np.linalg.norm(landmarks[0] - landmarks[1]) < min_eye_distance:
             continue
-        found.append(Detection(box=tuple(float(v) for v in row[:4]), score=float(row[4] * scale), landmarks=landmarks))
+        found.append(Detection(box=(float(row[0]), float(row[1]), float(row[2]), float(row[3])), score=float(row[4] * scale), landmarks=landmarks))
     return found
 
 
@@ -89,8 +89,9 @@ def _retinaface(
     x = x - torch.tensor(BGR_MEAN, device=device).view(1, 3, 1, 1)
     height, width = x.shape[2:]
     loc, conf, landmarks = net(x)
-    priors = PriorBox(net.cfg, image_size=(height, width)).forward().to(device)
-    variance = net.cfg["variance"]
+    cfg: dict = net.cfg  # type: ignore[assignment]  # facexlib RetinaFace's configuration dict
+    priors = PriorBox(cfg, image_size=(height, width)).forward().to(device)
+    variance = cfg["variance"]
     scale4 = torch.tensor([width, height] * 2, dtype=torch.float32, device=device)
     scale10 = torch.tensor([width, height] * 5, dtype=torch.float32, device=device)
     boxes = (decode(loc.squeeze(0), priors, variance) * scale4).cpu().numpy()

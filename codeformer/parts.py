@@ -61,7 +61,7 @@ def restore_in_parts(
 def paste_in_parts(
     backgrounds: Sequence[np.ndarray],
     faces: Faces,
-    restored: Sequence[np.ndarray],
+    restored: np.ndarray | Sequence[np.ndarray],
     options: PasteOptions = PasteOptions(),
     **paste_kwargs,
 ) -> Iterator[Part]:

@@ -171,7 +171,7 @@ def check_paste_inputs(backgrounds: int, faces: Faces, restored: int | None = No
 def paste_back(
     backgrounds: Sequence[np.ndarray],
     faces: Faces,
-    restored: Sequence[np.ndarray],
+    restored: np.ndarray | Sequence[np.ndarray],
     options: PasteOptions = PasteOptions(),
     **paste_kwargs,
 ) -> list[PasteResult]:
@@ -188,7 +188,7 @@ def paste_back(
 def paste_on_canvases(
     canvases: Sequence[Canvas],
     faces: Faces,
-    restored: Sequence[np.ndarray],
+    restored: np.ndarray | Sequence[np.ndarray],
     options: PasteOptions = PasteOptions(),
     *,
     parser: FaceParser | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -184,7 +184,7 @@ def _gray_flags(x: torch.Tensor, step: int = 16) -> list[bool]:
 
 
 def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
-    values = [float(fidelity)] * n if np.isscalar(fidelity) else [float(v) for v in fidelity]  # type: ignore[union-attr]
+    values = [float(v) for v in fidelity] if isinstance(fidelity, (Sequence, np.ndarray)) else [float(fidelity)] * n
     if len(values) != n:
         raise InputError(f"fidelity has {len(values)} values for {n} faces; give one value or one per face")
     for v in values:
