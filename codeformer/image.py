@@ -36,7 +36,7 @@ def match_color(content: np.ndarray, style: np.ndarray, eps: float = 1e-5) -> np
 
 
 def to_working(image: np.ndarray) -> np.ndarray:
-    """Enlarge (bilinear) by :func:`~codeformer.types.working_scale`: short side to 512 as the official
+    """Enlarge (bilinear) by :func:`~codeformer.geometry.working_scale`: short side to 512 as the official
     ``read_image`` does, long side capped at 4096."""
     f = working_scale(image.shape[:2])
     if f == 1.0:

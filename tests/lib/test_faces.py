@@ -71,6 +71,21 @@ def test_alignment_maps_landmarks_onto_template():
     assert np.abs(warped - FFHQ_TEMPLATE_512).max() < 1.0
 
 
+def test_source_geometry_is_in_source_pixels(models):
+    """A small photo is detected in its enlarged working image; ``source_box`` and ``source_landmarks`` put the
+    faces back on the photo itself: the same photo at twice the size (no enlargement) gives twice the values."""
+    import cv2
+
+    small = read_rgb("whole_00.jpg")  # 491x310: worked on at 512/310 = 1.65x
+    large = cv2.resize(small, (982, 620), interpolation=cv2.INTER_LINEAR)  # short side >= 512: worked on as it is
+    a, b = find_faces(models.detector, [small]).faces, find_faces(models.detector, [large]).faces
+    assert len(a) == len(b) == 4 and a.faces[0].working_scale > 1.6 and b.faces[0].working_scale == 1.0
+    for fa, fb in zip(a.faces, b.faces):
+        assert np.abs(2 * np.array(fa.source_box) - np.array(fb.source_box)).max() < 6
+        assert np.abs(2 * fa.source_landmarks - fb.source_landmarks).max() < 6
+        assert fb.source_box == fb.box
+
+
 def test_real_faces_align_near_template(models):
     found = find_faces(models.detector, [read_rgb("whole_02.png")])
     faces, crops = found.faces, found.crops
