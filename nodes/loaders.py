@@ -59,17 +59,17 @@ class CodeFormerModelLoader:
                 + _DOWNLOAD_NOTE}),
             "compile_on_gpu": ("BOOLEAN", {
                 "default": False,
-                "tooltip": "torch.compile the network on NVIDIA GPUs: about 2.7x the faces per second for big "
-                           "batches, but the first run spends about a minute compiling, and again the first time "
-                           "the number of faces or the fidelity changes, and for fidelity 0 (4 times at most; then "
-                           "every count and value reuses them). Ignored on the CPU."}),
+                "tooltip": "torch.compile the network on NVIDIA GPUs: more faces per second for big batches, after a "
+                           "compile on the first run, again the first time the number of faces or the fidelity "
+                           "changes, and for fidelity 0 (a few compiles in all; later runs reuse them). Worth it for "
+                           "long batches and videos, not for a few images. Ignored on the CPU."}),
             "precision": (list(PRECISIONS), {
                 "default": "auto",
-                "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster, less memory, output within "
-                           "2/255 on average; the face parser stays fp32); on the CPU CodeFormer in fp32 and the "
-                           "upscaler in bfloat16 where the CPU has AMX; fp32: the official arithmetic, bit-identical "
-                           "to the official CodeFormer; bf16: bfloat16 everywhere (fast only on CPUs with AMX). "
-                           "In CodeFormer Face Restore it applies to every network."}),
+                "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster and less memory, output close to "
+                           "fp32's; the face parser stays fp32); on the CPU CodeFormer in fp32 and the upscaler in "
+                           "bfloat16 where the CPU has AMX. fp32: the official arithmetic, bit-identical to the "
+                           "official CodeFormer; use it to reproduce official results. bf16: bfloat16 everywhere "
+                           "(fast only on CPUs with AMX). In CodeFormer Face Restore it applies to every network."}),
         }}
 
     def load(self, model_name: str, compile_on_gpu: bool = False, precision: str = "auto"):
