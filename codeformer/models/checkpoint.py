@@ -12,16 +12,20 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import spandrel
 import torch
 
 from .catalog import redownload_hint
 from .errors import ModelFileError
 
+_KEYS_NOT_NAMES = "its keys are not all strings (expected a state dict of tensors)"
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint (.pth/.pt/.ckpt weights-only, or .safetensors/.sft) into a CPU ``{key: Tensor}`` dict.
 
-    Training checkpoints are unwrapped (``params_ema``, else ``params``, else ``state_dict``) and ``module.``
-    prefixes are removed.
+    Training checkpoints are unwrapped (``params_ema``, ``params``, ``state_dict``, ...) and a prefix that every key
+    has (``module.``) is removed, by ``spandrel.canonicalize_state_dict``.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,29 +51,25 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise _not_a_checkpoint(
                 path, f"it is not a complete PyTorch checkpoint ({detail}; it starts with {_head(path)})"
             ) from exc
-    obj = _unwrap(obj)
     if not isinstance(obj, Mapping):
         raise _not_a_checkpoint(path, f"it holds a {type(obj).__name__}, not a state dict of tensors")
+    try:
+        # spandrel's rule, so that our facexlib loaders see the keys spandrel's detection sees (it canonicalizes too)
+        obj = spandrel.canonicalize_state_dict(dict(obj))
+    except AttributeError as exc:  # its prefix check calls str.startswith on the keys
+        raise _not_a_checkpoint(path, _KEYS_NOT_NAMES) from exc
     result: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+        if not isinstance(key, str):
+            raise _not_a_checkpoint(path, _KEYS_NOT_NAMES)
+        if not isinstance(value, torch.Tensor):
             raise _not_a_checkpoint(
                 path, f"entry {key!r} is a {type(value).__name__}, not a tensor (expected a state dict of tensors)"
             )
-        result[key.removeprefix("module.")] = value
+        result[key] = value
     if not result:
         raise _not_a_checkpoint(path, "it holds no tensors")
     return result
-
-
-def _unwrap(obj: object) -> object:
-    """Take the state dict out of a training checkpoint: ``params_ema``, else ``params``, else ``state_dict``."""
-    if isinstance(obj, Mapping):
-        for key in ("params_ema", "params", "state_dict"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping):
-                return inner
-    return obj
 
 
 def _not_a_checkpoint(path: Path, problem: str) -> ModelFileError:

@@ -76,7 +76,7 @@ def test_load_state_dict_refuses_code_running_pickle(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["truncated", "zero", "text", "html", "list"])
+@pytest.mark.parametrize("kind", ["truncated", "zero", "text", "html", "list", "int-keys"])
 def test_load_state_dict_bad_files(kind: str, tmp_path: Path) -> None:
     path = tmp_path / "codeformer.pth"
     if kind == "truncated":
@@ -88,8 +88,10 @@ def test_load_state_dict_bad_files(kind: str, tmp_path: Path) -> None:
         path.write_text("this is not a checkpoint\n")
     elif kind == "html":
         path.write_text("<html><body>404 Not Found</body></html>\n")
-    else:
+    elif kind == "list":
         torch.save([torch.zeros(1)], path)
+    else:  # a dict of tensors, but not keyed by name
+        torch.save({0: torch.zeros(1), 1: torch.zeros(1)}, path)
     with pytest.raises(ModelFileError) as info:
         models.load_state_dict(path)
     msg = str(info.value)
