@@ -9,9 +9,9 @@ One module per job: :mod:`.catalog` (the official files and detector names), :mo
 from .catalog import DETECTORS, FOLDERS, KNOWN_FILES, DetectorKind, KnownFile
 from .checkpoint import load_state_dict
 from .download import download_file, is_offline
-from .errors import ModelDownloadError, ModelFileError
+from .errors import ModelDownloadError, ModelFileError, NotAnUpscalerError
 from .files import default_models_dir, find_model_file, find_renamed_copy, resolve_model_file
-from .loaders import load_codeformer, load_detector, load_parser, load_upscaler
+from .loaders import check_upscaler, load_codeformer, load_detector, load_parser, load_upscaler
 
 __all__ = [
     "DETECTORS",
@@ -21,6 +21,8 @@ __all__ = [
     "KnownFile",
     "ModelDownloadError",
     "ModelFileError",
+    "NotAnUpscalerError",
+    "check_upscaler",
     "default_models_dir",
     "download_file",
     "find_model_file",

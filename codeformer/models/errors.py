@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import CodeFormerError
+from ..errors import CodeFormerError, InputError
 
 
 class ModelFileError(CodeFormerError):
@@ -13,4 +13,11 @@ class ModelDownloadError(ModelFileError):
     """A download failed or did not verify (the message names the URL and where to place the file by hand)."""
 
 
-__all__ = ["ModelDownloadError", "ModelFileError"]
+class NotAnUpscalerError(ModelFileError, InputError):
+    """A model given as a background upscaler is not an image upscaler (a face model, an inpainting model, ...).
+
+    Also an :class:`InputError` (a ``ValueError``): nodes raise it for a wrong model plugged into an input.
+    """
+
+
+__all__ = ["ModelDownloadError", "ModelFileError", "NotAnUpscalerError"]

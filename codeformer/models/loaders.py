@@ -18,7 +18,7 @@ import torch
 from ..types import CodeFormerModel, FaceDetector, FaceParser
 from .catalog import DETECTORS, KNOWN_FILES, redownload_hint
 from .checkpoint import load_state_dict
-from .errors import ModelFileError
+from .errors import ModelFileError, NotAnUpscalerError
 
 logger = logging.getLogger(__name__)
 
@@ -82,28 +82,49 @@ def load_codeformer(path: Path) -> CodeFormerModel:
     return CodeFormerModel(descriptor=descriptor, path=path)
 
 
+def _upscaler_fix() -> str:
+    """Where an image upscaler comes from and how it is loaded, in the library and in ComfyUI."""
+    example = KNOWN_FILES["RealESRGAN_x2plus.pth"]
+    return (f"put an image upscaler such as {example.name} ({example.url}) in models/upscale_models "
+            "(in ComfyUI: load it with Load Upscale Model).")
+
+
+def check_upscaler(model: object, name: str) -> spandrel.ImageModelDescriptor:
+    """Return ``model`` if it is a spandrel image upscaler; raise NotAnUpscalerError naming ``name`` and the fix.
+
+    ``name`` says what ``model`` is to the user: a file (`` `x.pth` (path) ``) or an input (``upscale_model``). Core
+    ComfyUI's Load Upscale Model also loads face models (CodeFormer, GFPGAN), hence the check on a loaded model.
+    """
+    if not isinstance(model, spandrel.ModelBase):  # ModelDescriptor is a Union of subscripted generics
+        raise NotAnUpscalerError(
+            f"{name} is a {type(model).__name__}, not a background upscaler (a spandrel image model); "
+            + _upscaler_fix()
+        )
+    arch_id = model.architecture.id
+    if arch_id == "CodeFormer" or model.purpose == "FaceSR":
+        raise NotAnUpscalerError(
+            f"{name} is a {arch_id} face-restoration model, not a background upscaler; " + _upscaler_fix()
+            + " Face models belong in models/facerestore_models (CodeFormer Model Loader)."
+        )
+    if not isinstance(model, spandrel.ImageModelDescriptor):
+        raise NotAnUpscalerError(
+            f"{name} is a {arch_id} {model.purpose} model, not an image upscaler; " + _upscaler_fix()
+        )
+    return model
+
+
 def load_upscaler(path: Path) -> spandrel.ImageModelDescriptor:
     """Load any spandrel image-to-image upscaler/restorer (not a face model) as an eval-mode ImageModelDescriptor."""
     path = Path(path)
-    sd = load_state_dict(path)
-    descriptor = _spandrel_load(path, sd)
-    example = KNOWN_FILES["RealESRGAN_x2plus.pth"]
-    fix = f"put an image upscaler such as {example.name} ({example.url}) in models/upscale_models."
+    descriptor = _spandrel_load(path, load_state_dict(path))
     if descriptor is None:
-        raise ModelFileError(f"`{path.name}` ({path}) is not a supported upscale model (unknown architecture); {fix}")
-    arch_id = descriptor.architecture.id
-    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ModelFileError(
-            f"`{path.name}` ({path}) is a {arch_id} {descriptor.purpose} model, not an image upscaler; {fix}"
+            f"`{path.name}` ({path}) is not a supported upscale model (unknown architecture); " + _upscaler_fix()
         )
-    if arch_id == "CodeFormer" or descriptor.purpose == "FaceSR":
-        raise ModelFileError(
-            f"`{path.name}` ({path}) is a {arch_id} face-restoration model, not a background upscaler; {fix} "
-            "Face models belong in models/facerestore_models."
-        )
-    _freeze(descriptor.model)
-    logger.info("loaded %s upscaler (x%s) from %s", arch_id, descriptor.scale, path)
-    return descriptor
+    upscaler = check_upscaler(descriptor, f"`{path.name}` ({path})")
+    _freeze(upscaler.model)
+    logger.info("loaded %s upscaler (x%s) from %s", upscaler.architecture.id, upscaler.scale, path)
+    return upscaler
 
 
 def _strict_load(net: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> str | None:
@@ -202,4 +223,4 @@ def load_parser(path: Path) -> FaceParser:
     return FaceParser(module=net, path=path)
 
 
-__all__ = ["load_codeformer", "load_detector", "load_parser", "load_upscaler"]
+__all__ = ["check_upscaler", "load_codeformer", "load_detector", "load_parser", "load_upscaler"]

@@ -1,5 +1,5 @@
 """codeformer.models.loaders: networks chosen by their keys, eval mode on the CPU; other architectures refused with a
-short message naming the folder."""
+short message naming the folder; check_upscaler accepts image upscalers only."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 
 import weights
 from codeformer import models
-from codeformer.models import ModelFileError, loaders
+from codeformer.errors import InputError
+from codeformer.models import ModelFileError, NotAnUpscalerError, loaders
 from codeformer.types import CodeFormerModel, FaceDetector, FaceParser
 
 
@@ -47,6 +48,34 @@ def test_load_upscaler(models_dir: Path) -> None:
         models.load_upscaler(models_dir / "facerestore_models" / "codeformer.pth")
     with pytest.raises(ModelFileError, match="not a supported upscale model"):
         models.load_upscaler(models_dir / "facedetection" / "parsing_parsenet.pth")
+
+
+# In the check_upscaler tests ``models`` is the conftest fixture (the loaded test models), not the package.
+def test_check_upscaler(models) -> None:
+    """The one check of an UPSCALE_MODEL: face models and other objects are refused with the fix, as an input error
+    (ValueError) and a ModelFileError; an image upscaler comes back as it is."""
+    assert models.upscaler.architecture.id == "ESRGAN"
+    assert loaders.check_upscaler(models.upscaler, "upscale_model") is models.upscaler
+    for wrong, what in ((models.codeformer.descriptor, "CodeFormer face-restoration model"),
+                        (models.codeformer, "CodeFormerModel"), (models.upscaler.model, "RRDBNet")):
+        with pytest.raises(NotAnUpscalerError) as info:
+            loaders.check_upscaler(wrong, "upscale_model")
+        msg = str(info.value)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, InputError)
+        assert isinstance(info.value, ModelFileError)
+        assert msg.startswith(f"upscale_model is a {what}") and "not a background upscaler" in msg
+        assert "RealESRGAN_x2plus.pth" in msg and "models/upscale_models" in msg and "Load Upscale Model" in msg
+    assert "CodeFormer Model Loader" in str(pytest.raises(ValueError, loaders.check_upscaler,
+                                                          models.codeformer.descriptor, "upscale_model").value)
+
+
+def test_check_upscaler_refuses_other_descriptors(models) -> None:
+    """A spandrel model that is not image-to-image (an inpainting model, say) is not an image upscaler."""
+    inpaint = spandrel.MaskedImageModelDescriptor(
+        models.upscaler.model, models.upscaler.model.state_dict(), models.upscaler.architecture, purpose="Inpainting",
+        tags=[], supports_half=False, supports_bfloat16=False, input_channels=3, output_channels=3)
+    with pytest.raises(NotAnUpscalerError, match=r"^x is a ESRGAN Inpainting model, not an image upscaler; put"):
+        loaders.check_upscaler(inpaint, "x")
 
 
 def test_load_detector(models_dir: Path) -> None:
