@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import model_server
 from codeformer import models
 from codeformer.models import ModelDownloadError
 from model_server import PAYLOAD, known, leftovers
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """Base URL of the local test server."""
-    with model_server.serve() as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _online(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CODEFORMER_OFFLINE", raising=False)
+pytestmark = pytest.mark.usefixtures("online")
 
 
 def test_download_good_file_is_verified_and_renamed(server: str, tmp_path: Path) -> None:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import model_server
 from codeformer import models
 from codeformer.models import ModelDownloadError, ModelFileError
 from model_server import PAYLOAD, known
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """Base URL of the local test server."""
-    with model_server.serve() as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _online(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CODEFORMER_OFFLINE", raising=False)
+pytestmark = pytest.mark.usefixtures("online")
 
 
 def test_default_models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
