@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from codeformer import model_store  # noqa: E402
+from codeformer import models  # noqa: E402
 from codeformer.types import CodeFormerModel  # noqa: E402
 from weights import codeformer_state_dict, save_safetensors  # noqa: E402
 
@@ -20,7 +20,7 @@ from weights import codeformer_state_dict, save_safetensors  # noqa: E402
 def random_codeformer() -> CodeFormerModel:
     """Official-size CodeFormer with random weights (speed does not depend on the values), via safetensors."""
     with tempfile.TemporaryDirectory() as tmp:
-        return model_store.load_codeformer(save_safetensors(codeformer_state_dict(), Path(tmp) / "cf.safetensors"))
+        return models.load_codeformer(save_safetensors(codeformer_state_dict(), Path(tmp) / "cf.safetensors"))
 
 
 def sync(device: torch.device) -> None:

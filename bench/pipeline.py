@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codeformer import faces as faces_module  # noqa: E402
-from codeformer import model_store, pipeline, runtime  # noqa: E402
-from codeformer.cli import DETECTORS  # noqa: E402
+from codeformer import models, pipeline, runtime  # noqa: E402
 from codeformer.image_io import read_image  # noqa: E402
 from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
 
@@ -57,7 +56,7 @@ def main() -> None:
     ap.add_argument("--background-enhance", action="store_true")
     ap.add_argument("--face-upsample", action="store_true")
     ap.add_argument("--face-upsample-mode", choices=("auto", "always"), default="auto")
-    ap.add_argument("--detector", default="retinaface_mobile0.25", choices=sorted(DETECTORS))
+    ap.add_argument("--detector", default="retinaface_mobile0.25", choices=sorted(models.DETECTORS))
     ap.add_argument("--models-dir", type=Path, required=True)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -76,12 +75,12 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     root = args.models_dir
     t0 = time.perf_counter()
-    codeformer = model_store.load_codeformer(root / "facerestore_models" / "codeformer.pth")
-    detector = model_store.load_detector(root / "facedetection" / DETECTORS[args.detector])
-    parser = model_store.load_parser(root / "facedetection" / "parsing_parsenet.pth")
+    codeformer = models.load_codeformer(root / "facerestore_models" / "codeformer.pth")
+    detector = models.load_detector(root / "facedetection" / models.DETECTORS[args.detector].file)
+    parser = models.load_parser(root / "facedetection" / "parsing_parsenet.pth")
     upscaler = None
     if args.background_enhance or args.face_upsample:
-        upscaler = model_store.load_upscaler(root / "upscale_models" / "RealESRGAN_x2plus.pth")
+        upscaler = models.load_upscaler(root / "upscale_models" / "RealESRGAN_x2plus.pth")
     load_s = time.perf_counter() - t0
     image = read_image(args.image)
 

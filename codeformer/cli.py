@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import model_store
+from . import models as model_store
 from .advisor import SOURCES
 from .image_io import IMAGE_EXTENSIONS, ImageReadError, InputImage, alpha_for, collect_inputs, read_input, write_image
 from .runtime import PRECISIONS, OutOfMemory, available_host_memory, resolve_device

@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codeformer import model_store  # noqa: E402
+from codeformer import models  # noqa: E402
 from codeformer.image_io import read_image, write_image  # noqa: E402
 from codeformer.pipeline import find_faces, paste_back, upscale_backgrounds  # noqa: E402
 
@@ -28,7 +28,7 @@ def main() -> None:
     photo, detector_path = Path(sys.argv[1]), Path(sys.argv[2])
     out = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / "docs" / "images"
     image = read_image(photo)
-    detector = model_store.load_detector(detector_path)
+    detector = models.load_detector(detector_path)
     found = find_faces(detector, [image])
     faces, crops = found.faces, found.crops
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..codeformer.image import float_to_uint8
 from ..codeformer.canvas import PasteResult
+from ..codeformer.image import float_to_uint8
 from ..codeformer.parts import Part
 from ..codeformer.types import FACE_SIZE, Faces
 from .device import output_device

@@ -1,6 +1,6 @@
 """Model folders: registering ``facerestore_models`` / ``facedetection`` and turning a combo value into a file path.
 
-Files missing from the folders but known to ``model_store.KNOWN_FILES`` are downloaded (verified) into the first
+Files missing from the folders but known to ``models.KNOWN_FILES`` are downloaded (verified) into the first
 folder of their key, with a ComfyUI progress bar.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import folder_paths
 
-from ..codeformer import model_store
+from ..codeformer import models
 from .device import progress_callback
 
 log = logging.getLogger(__name__)
@@ -50,4 +50,4 @@ def model_path(folder: str, name: str) -> Path:
         return Path(found)
     search_dirs = [Path(p) for p in folder_paths.get_folder_paths(folder)]
     download_dir = search_dirs[0] if search_dirs else None
-    return model_store.resolve_model_file(name, folder, search_dirs, download_dir, on_progress=progress_callback())
+    return models.resolve_model_file(name, folder, search_dirs, download_dir, on_progress=progress_callback())

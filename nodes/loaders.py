@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from ..codeformer import model_store
-from ..codeformer.model_store import KNOWN_FILES
+from ..codeformer import models
+from ..codeformer.models import DETECTORS, KNOWN_FILES
 from ..codeformer.runtime import PRECISIONS, check_precision
 from .folders import FACEDETECTION, FACERESTORE_MODELS, list_models, model_path
 
-DETECTOR_FILES = {
-    "retinaface_resnet50": "detection_Resnet50_Final.pth",
-    "retinaface_mobile0.25": "detection_mobilenet0.25_Final.pth",
-}
 PARSER_FILE = "parsing_parsenet.pth"
 _DOWNLOAD_NOTE = " Files not present yet are downloaded on first use."
 
@@ -31,9 +27,9 @@ def codeformer_choices() -> list[str]:
 
 def detector_choices() -> list[str]:
     """The two RetinaFace names, then other non-parser files in models/facedetection."""
-    official = set(DETECTOR_FILES.values())
+    official = {kind.file for kind in DETECTORS.values()}
     others = [n for n in list_models(FACEDETECTION) if not _is_parser_file(n) and n not in official]
-    return list(DETECTOR_FILES) + others
+    return list(DETECTORS) + others
 
 
 def parser_choices() -> list[str]:
@@ -59,22 +55,22 @@ class CodeFormerModelLoader:
                 + _DOWNLOAD_NOTE}),
             "compile_on_gpu": ("BOOLEAN", {
                 "default": False,
-                "tooltip": "torch.compile the network on NVIDIA GPUs: about 2.7x the faces per second for big "
-                           "batches, but the first run spends about a minute compiling, and again the first time "
-                           "the number of faces or the fidelity changes, and for fidelity 0 (4 times at most; then "
-                           "every count and value reuses them). Ignored on the CPU."}),
+                "tooltip": "torch.compile the network on NVIDIA GPUs: more faces per second for big batches, after a "
+                           "compile on the first run, again the first time the number of faces or the fidelity "
+                           "changes, and for fidelity 0 (a few compiles in all; later runs reuse them). Worth it for "
+                           "long batches and videos, not for a few images. Ignored on the CPU."}),
             "precision": (list(PRECISIONS), {
                 "default": "auto",
-                "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster, less memory, output within "
-                           "2/255 on average; the face parser stays fp32); on the CPU CodeFormer in fp32 and the "
-                           "upscaler in bfloat16 where the CPU has AMX; fp32: the official arithmetic, bit-identical "
-                           "to the official CodeFormer; bf16: bfloat16 everywhere (fast only on CPUs with AMX). "
-                           "In CodeFormer Face Restore it applies to every network."}),
+                "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster and less memory, output close to "
+                           "fp32's; the face parser stays fp32); on the CPU CodeFormer in fp32 and the upscaler in "
+                           "bfloat16 where the CPU has AMX. fp32: the official arithmetic, bit-identical to the "
+                           "official CodeFormer; use it to reproduce official results. bf16: bfloat16 everywhere "
+                           "(fast only on CPUs with AMX). In CodeFormer Face Restore it applies to every network."}),
         }}
 
     def load(self, model_name: str, compile_on_gpu: bool = False, precision: str = "auto"):
         check_precision(precision)
-        model = model_store.load_codeformer(model_path(FACERESTORE_MODELS, model_name))
+        model = models.load_codeformer(model_path(FACERESTORE_MODELS, model_name))
         return (replace(model, compile=compile_on_gpu, precision=precision),)
 
 
@@ -93,15 +89,14 @@ class CodeFormerFaceDetectorLoader:
         return {"required": {
             "model_name": (detector_choices(), {
                 "default": "retinaface_resnet50",
-                "tooltip": "retinaface_resnet50 = detection_Resnet50_Final.pth, retinaface_mobile0.25 = "
-                           "detection_mobilenet0.25_Final.pth, or another RetinaFace file in models/facedetection."
-                           + _DOWNLOAD_NOTE}),
+                "tooltip": ", ".join(f"{name} = {kind.file}" for name, kind in DETECTORS.items())
+                           + ", or another RetinaFace file in models/facedetection." + _DOWNLOAD_NOTE}),
         }}
 
     def load(self, model_name: str):
-        if model_name in DETECTOR_FILES:
-            return (model_store.load_detector(model_path(FACEDETECTION, DETECTOR_FILES[model_name]), model_name),)
-        return (model_store.load_detector(model_path(FACEDETECTION, model_name)),)
+        if model_name in DETECTORS:
+            return (models.load_detector(model_path(FACEDETECTION, DETECTORS[model_name].file), model_name),)
+        return (models.load_detector(model_path(FACEDETECTION, model_name)),)
 
 
 class CodeFormerFaceParserLoader:
@@ -123,7 +118,7 @@ class CodeFormerFaceParserLoader:
         }}
 
     def load(self, model_name: str):
-        return (model_store.load_parser(model_path(FACEDETECTION, model_name)),)
+        return (models.load_parser(model_path(FACEDETECTION, model_name)),)
 
 
 NODES = {

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
+from spandrel import ImageModelDescriptor
 
 from ..codeformer.advisor import SOURCES, fidelity_rule
+from ..codeformer.models import check_upscaler
 from ..codeformer.parts import paste_in_parts, restore_in_parts
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
@@ -52,18 +53,6 @@ PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
     "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "
                "face parser in fp32; fp32: the official arithmetic; bf16: bfloat16 everywhere."})
-
-
-def check_upscaler(model: object | None) -> None:
-    """Reject face models plugged into an UPSCALE_MODEL input (core's loader also loads CodeFormer files)."""
-    if model is None:
-        return
-    purpose = getattr(model, "purpose", None)
-    if purpose == "FaceSR" or not hasattr(model, "scale") or not hasattr(model, "model"):
-        arch = getattr(getattr(model, "architecture", None), "name", type(model).__name__)
-        raise ValueError(f"upscale_model is a {arch} {purpose or ''} model, not a background upscaler; load an image "
-                         "upscaler such as RealESRGAN_x2plus.pth with Load Upscale Model (face models go in "
-                         "CodeFormer Model Loader).")
 
 
 class CodeFormerRestore:
@@ -146,9 +135,9 @@ class CodeFormerBackgroundUpsample:
         }
 
     def upsample(self, image, scale, tile, upscale_model=None, precision="auto"):
-        check_upscaler(upscale_model)
-        device = load_on_device(upscale_model.model if upscale_model is not None else None)
-        out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscale_model, tile=tile, device=device,
+        upscaler = _used_upscaler(upscale_model, used=True, warn_missing=False)
+        device = load_on_device(upscaler.model if upscaler is not None else None)
+        out = upscale_backgrounds(image_to_numpy(image, "image"), scale, upscaler, tile=tile, device=device,
                                   precision=precision, on_progress=progress_callback(),
                                   check_interrupt=check_interrupt)
         return (numpy_to_image(out),)
@@ -260,14 +249,16 @@ class CodeFormerFaceRestore:
         return (*out.outputs(), count)
 
 
-def _used_upscaler(model: object | None, used: bool, warn_missing: bool = True) -> object | None:
+def _used_upscaler(model: object | None, used: bool, warn_missing: bool = True) -> ImageModelDescriptor | None:
     """The UPSCALE_MODEL input once checked, or None when the settings do not use it (not loaded for nothing);
     with ``warn_missing``, warns when the settings use one that is not connected."""
-    check_upscaler(model)
-    if model is None and used and warn_missing:
-        log.warning("no upscale_model connected, so background_enhance / face_upsample fall back to plain "
-                    "resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
-    return model if used else None
+    if model is None:
+        if used and warn_missing:
+            log.warning("no upscale_model connected, so background_enhance / face_upsample fall back to plain "
+                        "resizing; connect Load Upscale Model (e.g. RealESRGAN_x2plus.pth)")
+        return None
+    upscaler = check_upscaler(model, "upscale_model")
+    return upscaler if used else None
 
 
 NODES = {

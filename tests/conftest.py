@@ -40,13 +40,13 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def models(models_dir):
     """The random-weight models and the real detector, loaded once."""
-    from codeformer import model_store
+    from codeformer.models import load_codeformer, load_detector, load_parser, load_upscaler
 
     class Loaded:
-        codeformer = model_store.load_codeformer(models_dir / "facerestore_models" / "codeformer.pth")
-        detector = model_store.load_detector(models_dir / "facedetection" / "detection_mobilenet0.25_Final.pth")
-        parser = model_store.load_parser(models_dir / "facedetection" / "parsing_parsenet.pth")
-        upscaler = model_store.load_upscaler(models_dir / "upscale_models" / "RealESRGAN_x2plus.pth")
+        codeformer = load_codeformer(models_dir / "facerestore_models" / "codeformer.pth")
+        detector = load_detector(models_dir / "facedetection" / "detection_mobilenet0.25_Final.pth")
+        parser = load_parser(models_dir / "facedetection" / "parsing_parsenet.pth")
+        upscaler = load_upscaler(models_dir / "upscale_models" / "RealESRGAN_x2plus.pth")
 
     return Loaded
 
@@ -54,8 +54,8 @@ def models(models_dir):
 @pytest.fixture(scope="session")
 def x4_model(tmp_path_factory):
     """A small random Real-ESRGAN x4 (no pixel-unshuffle: its ~21 px receptive field fits the 40 px tile context)."""
-    from codeformer import model_store
+    from codeformer.models import load_upscaler
 
     path = weights.save_pth(weights.realesrgan_state_dict(scale=4), tmp_path_factory.mktemp("up") / "x4.pth",
                             wrap="params_ema")
-    return model_store.load_upscaler(path)
+    return load_upscaler(path)

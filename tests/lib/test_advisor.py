@@ -258,7 +258,7 @@ def test_advise_faces_rejects_an_index_outside_the_batch():
 
 @pytest.fixture(scope="module")
 def detector():
-    from codeformer.model_store import load_detector
+    from codeformer.models import load_detector
 
     return load_detector(weights.REAL_DETECTOR)
 

@@ -6,15 +6,11 @@ CodeFormer itself is replaced by a tiny stand-in network wherever the row is not
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import os
-import pickle
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,17 +20,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
 
 import weights
 from helpers import fake_model, many_boxes_detector, psnr, read_rgb
-from codeformer import cli, detect, image_io, model_store, pipeline
+from codeformer import cli, detect, image_io, pipeline
 from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine, invert_affine
 from codeformer.cli import main
 from codeformer.image import is_gray
 from codeformer.image_io import read_image, write_image
-from codeformer.model_store import KnownFile, ModelDownloadError, ModelFileError
 from codeformer import faces as finding
+from codeformer.models import load_detector
 from codeformer.pipeline import (
     DetectOptions,
     Networks,
@@ -63,7 +58,7 @@ def gradient(h: int, w: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def detector():
-    return model_store.load_detector(weights.REAL_DETECTOR)
+    return load_detector(weights.REAL_DETECTOR)
 
 
 # ---------------------------------------------------------------------------------------------- images
@@ -194,10 +189,10 @@ try:
     import numpy as np, torch
     from spandrel.architectures.Compact import Compact
     import weights
-    from codeformer import model_store, upsample
+    from codeformer import models, upsample
     torch.manual_seed(0)
     net = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=2)
-    model = model_store.load_upscaler(weights.save_pth(net.state_dict(), __import__('pathlib').Path({
+    model = models.load_upscaler(weights.save_pth(net.state_dict(), __import__('pathlib').Path({
         str(tmp_path / 'compact_x2.pth')!r})))
     image = np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -231,7 +226,7 @@ except BaseException:
 
 
 def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypatch):
-    noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    noisy = load_detector(many_boxes_detector(tmp_path / "many.pth"))
     rows, warped = [], []
     real_retinaface, real_warp = detect._retinaface, finding.warp_face
     monkeypatch.setattr(detect, "_retinaface", lambda *a: rows.append(len(r := real_retinaface(*a))) or r)
@@ -250,7 +245,7 @@ def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypa
 
 
 def test_flooding_detector_is_capped_without_max_faces(tmp_path, caplog):
-    noisy = model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    noisy = load_detector(many_boxes_detector(tmp_path / "many.pth"))
     image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING):
         found = find_faces(noisy, [image], DetectOptions(min_eye_distance=0.0))
@@ -272,163 +267,6 @@ def test_faces_cut_by_the_border(detector):
         inside = out.mask > 0.5
         assert out.image.shape == background.shape and inside.mean() > 0.05
         assert psnr(out.image[inside], background[inside]) > 30
-
-
-# ---------------------------------------------------------------------------------------------- model files
-
-
-def _marker_writer(path: str) -> None:
-    Path(path).write_text("code ran")
-
-
-class _Evil:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (_marker_writer, (str(self.marker),))
-
-
-class _EvilExec:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
-
-
-def _bad_file(kind: str, folder: Path, marker: Path) -> Path:
-    """A broken or hostile model file of ``kind``."""
-    sd = {"a.weight": torch.randn(3, 4)}
-    if kind.startswith("safetensors"):
-        path = folder / "bad.safetensors"
-        save_file(sd, str(path))
-        data = bytearray(path.read_bytes())
-        if kind == "safetensors-header":
-            data[8:20] = b"#garbage!!##"
-        else:  # a header length far beyond the file
-            data[:8] = (1 << 40).to_bytes(8, "little")
-        path.write_bytes(bytes(data))
-        return path
-    path = folder / "bad.pth"
-    if kind == "zero":
-        path.write_bytes(b"")
-    elif kind == "truncated":
-        torch.save({"params_ema": sd}, path)
-        path.write_bytes(path.read_bytes()[:200])
-    elif kind == "text":
-        path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 376637898\n")
-    elif kind == "html":
-        path.write_text("<!DOCTYPE html><html><body>Rate limit exceeded</body></html>")
-    elif kind == "evil-zip":
-        torch.save({"params_ema": sd, "x": _Evil(marker)}, path)
-    elif kind == "evil-legacy":
-        torch.save({"params_ema": sd, "x": _Evil(marker)}, path, _use_new_zipfile_serialization=False)
-    elif kind == "evil-raw":
-        path.write_bytes(pickle.dumps({"x": _EvilExec(marker)}))
-    return path
-
-
-LOADERS = {
-    "codeformer": model_store.load_codeformer,
-    "detector": model_store.load_detector,
-    "parser": model_store.load_parser,
-    "upscaler": model_store.load_upscaler,
-}
-BAD_KINDS = ["zero", "truncated", "text", "html", "evil-zip", "evil-legacy", "evil-raw", "safetensors-header",
-             "safetensors-length"]
-
-
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
-@pytest.mark.parametrize("kind", BAD_KINDS)
-@pytest.mark.parametrize("loader", sorted(LOADERS))
-def test_every_loader_refuses_broken_and_hostile_files(loader, kind, tmp_path):
-    marker = tmp_path / "marker"
-    path = _bad_file(kind, tmp_path, marker)
-    with pytest.raises(ModelFileError) as info:
-        LOADERS[loader](path)
-    msg = str(info.value)
-    assert path.name in msg and str(path) in msg
-    if kind.startswith("evil"):
-        assert "unsafe" in msg and "Nothing in it was executed" in msg
-        assert "_marker_writer" in msg or "builtins.exec" in msg  # names what it would have run
-    else:
-        assert "re-download" in msg
-    if kind == "text":
-        assert "Git LFS pointer" in msg
-    assert not marker.exists()
-
-
-WRONG = {  # loader -> files of other kinds it must refuse, and the folder its message must point to
-    "codeformer": (["facedetection/detection_mobilenet0.25_Final.pth", "upscale_models/RealESRGAN_x2plus.pth",
-                    "facedetection/parsing_parsenet.pth"], "facerestore_models"),
-    "detector": (["facerestore_models/codeformer.pth", "upscale_models/RealESRGAN_x2plus.pth",
-                  "facedetection/parsing_parsenet.pth"], "facedetection"),
-    "parser": (["facerestore_models/codeformer.pth", "upscale_models/RealESRGAN_x2plus.pth",
-                "facedetection/detection_mobilenet0.25_Final.pth"], "facedetection"),
-    "upscaler": (["facerestore_models/codeformer.safetensors", "facedetection/detection_mobilenet0.25_Final.pth",
-                  "facedetection/parsing_parsenet.pth"], "upscale_models"),
-}
-
-
-@pytest.mark.parametrize("loader", sorted(WRONG))
-def test_every_loader_refuses_other_architectures(loader, models_dir):
-    files, folder = WRONG[loader]
-    for name in files:
-        with pytest.raises(ModelFileError) as info:
-            LOADERS[loader](models_dir / name)
-        msg = str(info.value)
-        assert Path(name).name in msg and f"models/{folder}" in msg, msg
-        assert len(msg) < 800, msg  # one readable sentence, not a dump of every tensor
-
-
-def test_weights_that_do_not_fit_give_a_short_message(tmp_path):
-    sd = weights.realesrgan_state_dict(nf=4, gc=4)  # spandrel reads nf, but assumes gc = 32
-    path = weights.save_pth(sd, tmp_path / "odd_esrgan.pth", wrap="params_ema")
-    with pytest.raises(ModelFileError, match="odd_esrgan.pth.*do not fit") as info:
-        model_store.load_upscaler(path)
-    assert len(str(info.value)) < 800 and "more)" in str(info.value)
-
-
-# ---------------------------------------------------------------------------------------------- downloads
-
-PAYLOAD = os.urandom(50_000)
-
-
-class _Stall(http.server.BaseHTTPRequestHandler):
-    """Sends half of PAYLOAD, then stops sending (a stalled connection) until released."""
-
-    release = threading.Event()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(PAYLOAD)))
-        self.end_headers()
-        self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
-        self.wfile.flush()
-        self.release.wait(10)
-
-
-def test_stalled_download_times_out_and_leaves_nothing(tmp_path):
-    import hashlib
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/model.pth"
-    known = KnownFile("model.pth", "facerestore_models", url, hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD))
-    try:
-        with pytest.raises(ModelDownloadError) as info:
-            model_store.download_file(known, tmp_path, offline=False, timeout=1)
-    finally:
-        _Stall.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-    msg = str(info.value)
-    assert url in msg and str(tmp_path / "model.pth") in msg and "timed out" in msg.lower()
-    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -528,9 +366,9 @@ def test_cli_inputs_in_order_each_once(tmp_path):
 
 def test_cli_output_checks_before_models_load(models_dir, tmp_path, capsys, monkeypatch):
     """Existing outputs, -o naming a file, bad option values and devices are refused before any model loads."""
-    from codeformer import model_store
+    from codeformer import models
 
-    monkeypatch.setattr(model_store, "load_codeformer", lambda path: pytest.fail("models loaded"))
+    monkeypatch.setattr(models, "load_codeformer", lambda path: pytest.fail("models loaded"))
     write_image(tmp_path / "a.png", gradient(40, 50))
     out = tmp_path / "out"
     out.mkdir()

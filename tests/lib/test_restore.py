@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from codeformer import model_store
+from codeformer.models import load_codeformer
 from codeformer.restore import restore_faces, restore_gray
 from helpers import fake_model, psnr, read_rgb
 
@@ -48,7 +48,7 @@ def test_batch_equals_singles(runs):
 
 def test_safetensors_gives_identical_output(models_dir, faces, runs):
     _, mixed = runs
-    st = model_store.load_codeformer(models_dir / "facerestore_models" / "codeformer.safetensors")
+    st = load_codeformer(models_dir / "facerestore_models" / "codeformer.safetensors")
     out = restore_faces(st, faces[:1], 0.0)
     np.testing.assert_array_equal(out[0], mixed[0])
 

@@ -54,9 +54,9 @@ def test_detector_and_parser_load(nodes, lib):
 
 
 def test_wrong_file_names_the_problem(nodes, lib):
-    with pytest.raises(lib.model_store.ModelFileError, match="not a RetinaFace"):
+    with pytest.raises(lib.models.ModelFileError, match="not a RetinaFace"):
         nodes["CodeFormerFaceDetectorLoader"]().load("parsing_parsenet.pth")
-    with pytest.raises(lib.model_store.ModelFileError, match="facerestore_models"):
+    with pytest.raises(lib.models.ModelFileError, match="facerestore_models"):
         nodes["CodeFormerModelLoader"]().load("missing.pth")
 
 
@@ -75,7 +75,7 @@ def test_missing_known_file_is_downloaded_into_first_folder(nodes, lib, monkeypa
         shutil.copyfile(comfy_models / "facedetection" / "detection_mobilenet0.25_Final.pth", target)
         return target
 
-    monkeypatch.setattr(lib.model_store, "download_file", fake_download)
+    monkeypatch.setattr(lib.models.download, "download_file", fake_download)
     (det,) = nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")
     assert calls == [("detection_mobilenet0.25_Final.pth", first)]
     assert det.path == first / "detection_mobilenet0.25_Final.pth"
@@ -87,7 +87,7 @@ def test_download_failure_is_reported(nodes, lib, monkeypatch, tmp_path):
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "facedetection",
                         ([str(tmp_path)], folder_paths.supported_pt_extensions))
     monkeypatch.setenv("CODEFORMER_OFFLINE", "1")
-    with pytest.raises(lib.model_store.ModelDownloadError, match="detection_Resnet50_Final.pth"):
+    with pytest.raises(lib.models.ModelDownloadError, match="detection_Resnet50_Final.pth"):
         nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_resnet50")
     assert list(tmp_path.iterdir()) == []
 

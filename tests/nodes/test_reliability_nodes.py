@@ -252,7 +252,7 @@ def test_faces_cut_by_the_border_through_the_nodes(nodes, detector, fake, photo,
 
 
 def test_thousands_of_boxes_are_capped_by_max_faces(nodes, lib, as_image, tmp_path):
-    noisy = lib.model_store.load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    noisy = lib.models.load_detector(many_boxes_detector(tmp_path / "many.pth"))
     image = as_image(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
     faces, crops, mask, count = nodes["CodeFormerFaceDetect"]().detect(
         image=image, detector=noisy, **{**DETECT, "min_eye_distance": 0.0, "max_faces": 4})
@@ -260,10 +260,10 @@ def test_thousands_of_boxes_are_capped_by_max_faces(nodes, lib, as_image, tmp_pa
 
 
 def test_two_detectors_in_one_graph_share_no_state(nodes, lib, detector, photo, as_image, tmp_path):
-    sd = lib.model_store.load_state_dict(weights.REAL_DETECTOR)
+    sd = lib.models.load_state_dict(weights.REAL_DETECTOR)
     for key in [k for k in sd if k.startswith("BboxHead") and k.endswith("bias")]:
         sd[key] = sd[key] + 0.5  # boxes shifted and enlarged: a different detector
-    other = lib.model_store.load_detector(weights.save_pth(sd, tmp_path / "shifted.pth"))
+    other = lib.models.load_detector(weights.save_pth(sd, tmp_path / "shifted.pth"))
     image = as_image(photo("whole_01.jpg"))
     detect = nodes["CodeFormerFaceDetect"]().detect
     runs = [detect(image=image, detector=d, **DETECT) for d in (detector, other, detector, other)]
@@ -370,7 +370,7 @@ def test_loader_nodes_refuse_broken_and_hostile_files(nodes, lib, folders, tmp_p
         path.write_bytes(b"")
     else:
         path.write_text("<html><body>Too many requests</body></html>")
-    with pytest.raises(lib.model_store.ModelFileError) as info:
+    with pytest.raises(lib.models.ModelFileError) as info:
         nodes[node]().load(name)
     msg = str(info.value)
     assert name in msg and str(path) in msg
@@ -384,23 +384,23 @@ def test_loader_nodes_refuse_broken_and_hostile_files(nodes, lib, folders, tmp_p
 def test_loader_nodes_refuse_other_architectures(nodes, lib, folders, comfy_models):
     (folders["facerestore_models"] / "looks_like_codeformer.pth").symlink_to(
         comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
-    with pytest.raises(lib.model_store.ModelFileError) as info:
+    with pytest.raises(lib.models.ModelFileError) as info:
         nodes["CodeFormerModelLoader"]().load("looks_like_codeformer.pth")
     msg = str(info.value)
     assert "looks_like_codeformer.pth" in msg and "not a CodeFormer checkpoint" in msg and "ESRGAN" in msg
-    assert lib.model_store.KNOWN_FILES["codeformer.pth"].url in msg and "facerestore_models" in msg
+    assert lib.models.KNOWN_FILES["codeformer.pth"].url in msg and "facerestore_models" in msg
 
     (folders["facedetection"] / "parsing_other.pth").symlink_to(weights.REAL_DETECTOR)
-    with pytest.raises(lib.model_store.ModelFileError, match="parsing_other.pth.*RetinaFace face detector, not a "
+    with pytest.raises(lib.models.ModelFileError, match="parsing_other.pth.*RetinaFace face detector, not a "
                                                               "face parser.*parsing_parsenet.pth"):
         nodes["CodeFormerFaceParserLoader"]().load("parsing_other.pth")
 
 
 def test_missing_model_names_folder_file_and_url(nodes, lib, folders, monkeypatch):
     monkeypatch.setenv("CODEFORMER_OFFLINE", "1")
-    with pytest.raises(lib.model_store.ModelDownloadError) as info:
+    with pytest.raises(lib.models.ModelDownloadError) as info:
         nodes["CodeFormerModelLoader"]().load("codeformer.pth")
     msg = str(info.value)
-    assert lib.model_store.KNOWN_FILES["codeformer.pth"].url in msg
+    assert lib.models.KNOWN_FILES["codeformer.pth"].url in msg
     assert str(folders["facerestore_models"] / "codeformer.pth") in msg and "models/facerestore_models" in msg
     assert list(folders["facerestore_models"].iterdir()) == []

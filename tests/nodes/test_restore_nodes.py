@@ -30,7 +30,7 @@ def models(nodes, lib, comfy_models):
     (detector,) = nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")
     (parser,) = nodes["CodeFormerFaceParserLoader"]().load("parsing_parsenet.pth")
     # What core's Load Upscale Model returns: a spandrel ImageModelDescriptor from the global registry.
-    sd = lib.model_store.load_state_dict(comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
+    sd = lib.models.load_state_dict(comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
     upscaler = spandrel.ModelLoader().load_from_state_dict(sd).eval()
     return dict(codeformer=codeformer, detector=detector, parser=parser, upscaler=upscaler)
 
