@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codeformer import model_store, pipeline, runtime  # noqa: E402
-from codeformer.cli import DETECTORS  # noqa: E402
-from codeformer.image_io import read_image  # noqa: E402
+from codeformer.cli.args import DETECTORS  # noqa: E402
+from codeformer.cli.images import read_image  # noqa: E402
 from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
 
 from common import sync  # noqa: E402
