@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from codeformer.image_io import read_image  # noqa: E402
+from codeformer.cli.images import read_image  # noqa: E402
 from codeformer.restore import restore_faces  # noqa: E402
 from codeformer.runtime import AUTO_NATIVE, resolve_device, use_bf16  # noqa: E402
 

@@ -25,12 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import sync  # noqa: E402
+
 from codeformer import faces as faces_module  # noqa: E402
 from codeformer import models, pipeline, runtime  # noqa: E402
-from codeformer.image_io import read_image  # noqa: E402
+from codeformer.cli.images import read_image  # noqa: E402
 from codeformer.runtime import PRECISIONS, resolve_device  # noqa: E402
-
-from common import sync  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
 

@@ -136,9 +136,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise ValueError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from error
+        raise InputError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' was asked for but this torch has no CUDA; use --device cpu or auto")
+        raise InputError(f"device '{name}' was asked for but this torch has no CUDA; use --device cpu or auto")
     return device
 
 

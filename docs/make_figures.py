@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codeformer import models  # noqa: E402
-from codeformer.image_io import read_image, write_image  # noqa: E402
+from codeformer.cli.images import read_image  # noqa: E402
+from codeformer.cli.outputs import write_image  # noqa: E402
 from codeformer.pipeline import find_faces, paste_back, upscale_backgrounds  # noqa: E402
 
 COLORS = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 200, 0), (200, 64, 255)]

@@ -9,13 +9,25 @@ import numpy as np
 import torch
 
 import weights
-from codeformer.image_io import read_image
+from codeformer.cli.images import read_image
 from codeformer.types import CodeFormerModel
 
 
 def read_rgb(name: str) -> np.ndarray:
     """A real test photo from shared/data/images as RGB uint8."""
     return read_image(weights.IMAGES / name)
+
+
+def gradient(h: int, w: int) -> np.ndarray:
+    """A smooth colour image without faces, RGB uint8."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1).astype(np.uint8)
+
+
+def cli_args(models_dir: Path, out: Path) -> list[str]:
+    """The CLI options of a quick CPU run into ``out``: the test models, offline, the small real detector."""
+    return ["-o", str(out), "--models-dir", str(models_dir), "--offline", "--device", "cpu",
+            "--detector", "retinaface_mobile0.25"]
 
 
 def psnr(a, b) -> float:

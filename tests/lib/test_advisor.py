@@ -265,7 +265,7 @@ def detector():
 
 @needs_real_data
 def test_advise_image_on_a_real_group_photo(detector):
-    from codeformer.image_io import read_image
+    from codeformer.cli.images import read_image
 
     image = read_image(WHOLE_02)  # 1204x645, four people shown from the waist up
     a = advise_image(image, detector, source="photo")

@@ -1,14 +1,26 @@
-"""The command line: aligned and whole-image modes, exit codes, never overwriting inputs."""
+"""The command line (``codeformer.cli.main`` and its runs): aligned and whole-image modes, exit codes, which errors
+are one line and which keep their traceback, never overwriting inputs."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
-
-from codeformer.cli import main
-from codeformer.image_io import read_image, write_image
+import pytest
+from helpers import cli_args
 from weights import IMAGES
+
+from codeformer import cli
+from codeformer.cli import main, run
+from codeformer.cli.images import read_image
+from codeformer.cli.outputs import write_image
+from codeformer.errors import InputError, OutOfMemory
+from codeformer.pipeline import PasteResult, RestoreResult
+from codeformer.types import Faces
 
 
 def test_aligned_mode(models_dir, tmp_path, capsys):
@@ -35,16 +47,24 @@ def test_whole_image_mode(models_dir, tmp_path, capsys):
     assert (tmp_path / "out" / "faces" / "small_00_restored.png").exists()
 
 
+def recording_restore(record: Callable[[np.ndarray, dict], None]) -> Callable[..., RestoreResult]:
+    """A stand-in for ``restore_images`` that records what the CLI asked for (flattened) and returns the image."""
+
+    def fake_restore_images(images, networks, settings, **kwargs):
+        record(images[0], dict(kwargs, codeformer=networks.restorer, upscaler=networks.upscaler,
+                               fidelity=settings.fidelity, upscale=settings.upscale,
+                               background_enhance=settings.background_enhance,
+                               face_upsample=settings.paste.face_upsample))
+        none = np.zeros((0, 512, 512, 3), np.uint8)
+        return RestoreResult([PasteResult(images[0].astype(np.float32), np.zeros(images[0].shape[:2]))],
+                             Faces((), (images[0].shape[:2],)), none, none)
+
+    return fake_restore_images
+
+
 def test_precision_and_batch_size_reach_the_pipeline(models_dir, tmp_path, monkeypatch):
-    from codeformer import pipeline
-
     seen = {}
-
-    def fake_restore_images(images, **kwargs):
-        seen.update(kwargs)
-        return [pipeline.PasteResult(images[0].astype(np.float32), np.zeros(images[0].shape[:2]))], [], None, None
-
-    monkeypatch.setattr(pipeline, "restore_images", fake_restore_images)
+    monkeypatch.setattr(run, "restore_images", recording_restore(lambda image, asked: seen.update(asked)))
     write_image(tmp_path / "flat.png", np.full((64, 80, 3), 128, np.uint8))
     code = main(["restore", str(tmp_path / "flat.png"), "-o", str(tmp_path / "out"), "--precision", "bf16",
                  "--batch-size", "3", "--detector", "retinaface_mobile0.25", "--models-dir", str(models_dir),
@@ -103,16 +123,11 @@ def test_offline_missing_model_names_url_and_path(tmp_path, capsys):
 
 
 def test_best_settings_choose_each_images_settings(models, models_dir, tmp_path, monkeypatch, capsys):
-    from codeformer import pipeline
     from codeformer.advisor import advise_image, face_upsample_mode
 
     seen = {}
-
-    def fake_restore_images(images, **kwargs):
-        seen[images[0].shape] = kwargs
-        return [pipeline.PasteResult(images[0].astype(np.float32), np.zeros(images[0].shape[:2]))], [], [], []
-
-    monkeypatch.setattr(pipeline, "restore_images", fake_restore_images)
+    monkeypatch.setattr(run, "restore_images",
+                        recording_restore(lambda image, asked: seen.__setitem__(image.shape, asked)))
     close_up = read_image(IMAGES / "aligned_0240.png")  # one face filling the frame
     group = read_image(IMAGES / "whole_02.png")  # 4 faces: a wide shot
     write_image(tmp_path / "close_up.png", close_up)
@@ -144,3 +159,72 @@ def test_best_settings_refuse_settings_given_by_hand(models_dir, tmp_path, capsy
     assert main([*run, "--aligned"]) == 2
     assert "aligned faces have no shot to judge" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_out_of_memory_exit_1(models_dir, tmp_path, capsys, monkeypatch):
+    def oom(*args, **kwargs):
+        raise OutOfMemory("out of memory running CodeFormer on a single input; free memory, or run on the CPU")
+
+    monkeypatch.setattr(run, "restore_faces", oom)
+    shutil.copy(IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *cli_args(models_dir, tmp_path / "out")]) == 1
+    assert "error: out of memory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # made by the run, left empty: removed
+
+
+def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, capsys, monkeypatch):
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "read_input", interrupted)
+    shutil.copy(IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *cli_args(models_dir, tmp_path / "out")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written: the folder the run made is gone too
+
+
+def _aligned_run(models_dir, tmp_path) -> list[str]:
+    shutil.copy(IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    return ["restore", str(tmp_path / "face.png"), "--aligned", *cli_args(models_dir, tmp_path / "out")]
+
+
+@pytest.mark.parametrize("error", [KeyError("settings"), ValueError("a bug, not a user error"), OSError(5, "EIO")])
+def test_unexpected_exceptions_keep_their_traceback(models_dir, tmp_path, monkeypatch, error):
+    """Only the project's own errors become one line: anything else is a bug and reaches the caller as it is."""
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(run, "restore_faces", broken)
+    with pytest.raises(type(error)) as info:
+        main(_aligned_run(models_dir, tmp_path))
+    assert info.value is error
+    assert not (tmp_path / "out").exists()  # the folder the run made is still removed
+
+
+def test_unexpected_exception_prints_a_traceback(models_dir, tmp_path):
+    """As a user sees it: ``python -m codeformer`` ends with the traceback of the bug (Python's exit code 1)."""
+    shutil.copy(IMAGES / "aligned_0240.png", tmp_path / "face.png")
+    script = ("import sys, codeformer.cli.run as run\n"
+              "run.read_input = lambda path: {}['no such key']\n"
+              "from codeformer.cli import main\n"
+              f"sys.exit(main({_aligned_run(models_dir, tmp_path)!r}))\n")
+    root = Path(cli.__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr and "KeyError: 'no such key'" in done.stderr
+    assert "error:" not in done.stderr
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (InputError("fidelity 2 is outside 0..1; use 0 for quality, 1 for fidelity to the input"), 2),
+    (MemoryError("Unable to allocate 2.68 GiB for an array with shape (30000, 30000, 3) and data type uint8"), 1),
+])
+def test_project_errors_and_out_of_memory_are_one_line(models_dir, tmp_path, capsys, monkeypatch, error, code):
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(run, "restore_faces", failing)
+    assert main(_aligned_run(models_dir, tmp_path)) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert ("2.68 GiB" if isinstance(error, MemoryError) else str(error)) in err

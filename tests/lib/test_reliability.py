@@ -1,4 +1,6 @@
-"""Reliability matrix (library and CLI): every bad input gives a correct result or an error naming input and fix.
+"""Reliability matrix (library): every bad input gives a correct result or an error naming input and fix.
+
+The command line's rows are in test_cli*.py, one file per module of ``codeformer.cli``.
 
 CodeFormer itself is replaced by a tiny stand-in network wherever the row is not about it (the real one costs
 ~5 s per face on CPU); detection runs the real RetinaFace mobilenet0.25 unless a row says otherwise.
@@ -8,27 +10,26 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import weights
+from helpers import fake_model, gradient, many_boxes_detector, psnr, read_rgb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import weights
-from helpers import fake_model, many_boxes_detector, psnr, read_rgb
-from codeformer import cli, detect, image_io, pipeline
-from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine, invert_affine
-from codeformer.cli import main
-from codeformer.image import is_gray
-from codeformer.image_io import read_image, write_image
+from codeformer import detect
 from codeformer import faces as finding
+from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine, invert_affine
+from codeformer.cli.images import read_image
+from codeformer.errors import OutOfMemory
+from codeformer.geometry import MAX_WORKING_SIDE, working_scale, working_size
+from codeformer.image import is_gray
 from codeformer.models import load_detector
 from codeformer.pipeline import (
     DetectOptions,
@@ -40,20 +41,12 @@ from codeformer.pipeline import (
     upscale_backgrounds,
 )
 from codeformer.restore import restore_faces
-from codeformer.errors import OutOfMemory
-from codeformer.geometry import MAX_WORKING_SIDE, working_scale, working_size
 from codeformer.types import Face, Faces
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def gradient(h: int, w: int) -> np.ndarray:
-    """A smooth colour image without faces."""
-    y, x = np.mgrid[0:h, 0:w]
-    return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -302,196 +295,7 @@ def test_out_of_memory_in_restore_retries_smaller_then_fails_with_advice():
     assert isinstance(info.value, torch.OutOfMemoryError)  # ComfyUI unloads its models on these
 
 
-# ---------------------------------------------------------------------------------------------- files and CLI
-
-
-def test_write_image_is_atomic(tmp_path, monkeypatch):
-    target = tmp_path / "out.png"
-    write_image(target, np.zeros((4, 4, 3), np.uint8))
-    before = target.read_bytes()
-
-    def fail(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(image_io.os, "replace", fail)
-    with pytest.raises(KeyboardInterrupt):
-        write_image(target, np.full((4, 4, 3), 255, np.uint8))
-    assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no .part left behind
-
-
-def test_cli_documents_every_exit_code():
-    for code in ("- 0:", "- 1:", "- 2:", "- 130:"):
-        assert code in cli.__doc__
-
-
-def _args(models_dir: Path, out: Path) -> list[str]:
-    return ["-o", str(out), "--models-dir", str(models_dir), "--offline", "--device", "cpu",
-            "--detector", "retinaface_mobile0.25"]
-
-
-def test_cli_unreadable_images_exit_2(models_dir, tmp_path, capsys):
-    (tmp_path / "empty.png").write_bytes(b"")
-    good = cv2.imencode(".png", gradient(40, 50))[1].tobytes()
-    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
-    for name in ("empty.png", "cut.png"):
-        assert main(["restore", str(tmp_path / name), *_args(models_dir, tmp_path / "out")]) == 2
-        err = capsys.readouterr().err
-        assert name in err and "not a readable image" in err
-    assert not (tmp_path / "out" / "empty.png").exists() and not (tmp_path / "out" / "cut.png").exists()
-
-
-def test_cli_unreadable_file_in_a_folder_skips_only_that_file(models_dir, tmp_path, capsys):
-    """One broken file (or a macOS ._ file) does not stop a folder: the others are written, the exit code is 2."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    write_image(folder / "a.png", gradient(40, 50))
-    (folder / "b.png").write_text("not an image")
-    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble: hidden, not an input
-    write_image(folder / "c.png", gradient(30, 20))
-    assert main(["restore", str(folder), *_args(models_dir, tmp_path / "out"), "--upscale", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "b.png is not a readable image" in err and "1 of 3 input(s) were skipped" in err and "._a" not in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
-
-
-def test_cli_inputs_in_order_each_once(tmp_path):
-    from codeformer.cli import _inputs
-
-    for name in ("b.png", "a.png"):
-        write_image(tmp_path / name, gradient(8, 8))
-    named = [str(tmp_path / "b.png"), str(tmp_path), str(tmp_path / "b.png")]  # b, then the folder (a, b), b again
-    assert _inputs(named) == [tmp_path / "b.png", tmp_path / "a.png"]
-
-
-def test_cli_output_checks_before_models_load(models_dir, tmp_path, capsys, monkeypatch):
-    """Existing outputs, -o naming a file, bad option values and devices are refused before any model loads."""
-    from codeformer import models
-
-    monkeypatch.setattr(models, "load_codeformer", lambda path: pytest.fail("models loaded"))
-    write_image(tmp_path / "a.png", gradient(40, 50))
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "a.png").write_bytes(b"the user's own file")
-    run = ["restore", str(tmp_path / "a.png"), "--models-dir", str(models_dir), "--offline"]
-    assert main([*run, "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "1 output file(s) already exist" in err and str(out / "a.png") in err and "--overwrite" in err
-    assert (out / "a.png").read_bytes() == b"the user's own file"
-    for bad, message in (
-        (["-o", str(out / "a.png")], "is a file; -o takes a folder"),
-        (["-o", str(tmp_path / "new.png")], "looks like a file name"),
-        (["-o", str(tmp_path / "o2"), "--device", "bogus"], "unknown device 'bogus'"),
-    ):
-        assert main([*run, *bad]) == 2
-        assert message in capsys.readouterr().err
-    for option in (["--batch-size", "0"], ["--tile", "-5"], ["--max-faces", "-1"]):
-        with pytest.raises(SystemExit) as info:
-            main([*run, "-o", str(tmp_path / "o3"), *option])
-        assert info.value.code == 2 and "is below" in capsys.readouterr().err
-    assert not (tmp_path / "new.png").exists() and not (tmp_path / "o2").exists()
-
-
-def test_cli_notes_what_it_leaves_out(tmp_path):
-    from PIL import Image
-
-    from codeformer.image_io import read_input
-
-    frames = [Image.new("RGB", (16, 16), (i * 60, 0, 0)) for i in range(3)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    source = read_input(tmp_path / "anim.gif")
-    assert source.rgb.shape == (16, 16, 3) and source.notes == ("only the first of its 3 frames is restored",)
-    deep = (np.arange(20 * 30 * 3).reshape(20, 30, 3) * 70 % 65536).astype(np.uint16)
-    for name in ("deep.png", "deep.tif"):
-        cv2.imwrite(str(tmp_path / name), deep)
-        source = read_input(tmp_path / name)
-        assert source.notes == ("it has 16 bits per channel: it is restored and written with 8 (as the official code)",)
-        assert np.array_equal(source.rgb, read_image(tmp_path / name))  # the official read
-    write_image(tmp_path / "plain.png", gradient(10, 10))
-    plain = read_input(tmp_path / "plain.png")
-    assert plain.alpha is None and plain.notes == ()
-
-
-def test_transparency_is_read_beside_the_official_colour_read(tmp_path):
-    from PIL import Image
-
-    from codeformer.image_io import read_input
-
-    rgba = np.dstack([gradient(20, 30), np.tile(np.arange(30, dtype=np.uint8) * 8, (20, 1))])
-    Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    source = read_input(tmp_path / "rgba.png")
-    assert np.array_equal(source.alpha, rgba[:, :, 3]) and source.notes == ()
-    assert np.array_equal(source.rgb, read_image(tmp_path / "rgba.png"))
-    Image.fromarray(np.full((8, 8, 4), 255, np.uint8)).save(tmp_path / "opaque.png")  # alpha channel, all opaque
-    assert read_input(tmp_path / "opaque.png").alpha is None
-    palette = Image.fromarray(gradient(8, 8)).convert("P")  # palette image with one transparent colour
-    palette.save(tmp_path / "palette.png", transparency=palette.getpixel((0, 0)))
-    alpha = read_input(tmp_path / "palette.png").alpha
-    assert alpha is not None and alpha[0, 0] == 0 and alpha.max() == 255
-    rotated = Image.fromarray(rgba)  # EXIF orientation 6 (90 degrees): OpenCV turns the colours, the alpha follows
-    exif = rotated.getexif()
-    exif[0x0112] = 6
-    rotated.save(tmp_path / "rotated.png", exif=exif.tobytes())
-    source = read_input(tmp_path / "rotated.png")
-    assert source.rgb.shape == (30, 20, 3) and np.array_equal(source.alpha, np.rot90(rgba[:, :, 3], -1))
-
-
-def test_large_images_are_read_past_pils_size_limit(tmp_path, monkeypatch):
-    import warnings
-
-    from PIL import Image
-
-    from codeformer.image_io import read_input
-
-    Image.fromarray(np.dstack([gradient(20, 30), np.full((20, 30), 100, np.uint8)])).save(tmp_path / "big.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # as if 20x30 were a 200 MP panorama: PIL would refuse it
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        source = read_input(tmp_path / "big.png")
-    assert source.rgb.shape == (20, 30, 3) and source.alpha is not None and source.alpha.max() == 100
-    assert Image.MAX_IMAGE_PIXELS == 100  # the limit is back for everything else
-
-
-def test_cli_keeps_transparency_and_restores_the_colours_as_without_it(models_dir, tmp_path):
-    from PIL import Image
-
-    rgb = gradient(40, 50)
-    alpha = np.tile(np.linspace(0, 255, 50).astype(np.uint8), (40, 1))
-    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "cutout.png")
-    write_image(tmp_path / "opaque.png", rgb)
-    assert main(["restore", str(tmp_path / "cutout.png"), str(tmp_path / "opaque.png"),
-                 *_args(models_dir, tmp_path / "out")]) == 0
-    out = cv2.imread(str(tmp_path / "out" / "cutout.png"), cv2.IMREAD_UNCHANGED)
-    assert out.shape == (80, 100, 4)
-    assert np.array_equal(out[:, :, :3], cv2.imread(str(tmp_path / "out" / "opaque.png")))  # colours: as without
-    assert np.array_equal(out[:, :, 3], cv2.resize(alpha, (100, 80), interpolation=cv2.INTER_LINEAR))
-    assert cv2.imread(str(tmp_path / "out" / "opaque.png"), cv2.IMREAD_UNCHANGED).shape == (80, 100, 3)
-
-
-def test_cli_skips_an_image_too_large_for_the_free_memory(models_dir, tmp_path, capsys, monkeypatch):
-    write_image(tmp_path / "big.png", gradient(600, 800))
-    write_image(tmp_path / "small.png", gradient(60, 80))
-    free = cli.BYTES_PER_OUTPUT_PIXEL * 1200 * 1600 - 1  # big.png at -s 2 needs one byte more
-    monkeypatch.setattr(cli, "available_host_memory", lambda: free)
-    assert main(["restore", str(tmp_path / "big.png"), str(tmp_path / "small.png"),
-                 *_args(models_dir, tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert f"{tmp_path / 'big.png'}: restoring it at --upscale 2 needs about 0.1 GB" in err
-    assert "use --upscale 1.9 or less; skipped" in err and "1 of 2 input(s) were skipped" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
-    assert main(["restore", str(tmp_path / "big.png"), *_args(models_dir, tmp_path / "out"), "-s", "1.9"]) == 0
-    monkeypatch.setattr(cli, "available_host_memory", lambda: 1000)
-    assert main(["restore", str(tmp_path / "small.png"), *_args(models_dir, tmp_path / "o2"), "-s", "1"]) == 2
-    assert "it does not fit even at --upscale 1" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "available_host_memory", lambda: None)  # the system does not say: no check
-    assert main(["restore", str(tmp_path / "small.png"), *_args(models_dir, tmp_path / "o3"), "-s", "8"]) == 0
-
-
-def test_cli_counts_the_paste_canvas_of_small_sources(monkeypatch):
-    # a 100 px source is pasted on its 512 px working image x the scale: 1024 px at -s 2, not its 200 px output
-    monkeypatch.setattr(cli, "available_host_memory", lambda: cli.BYTES_PER_OUTPUT_PIXEL * 1024 * 1024)
-    assert cli._too_large((100, 100), 2.0) is None
-    assert "needs about" in cli._too_large((100, 100), 2.1)
+# ---------------------------------------------------------------------------------------------- host memory
 
 
 def test_available_host_memory_reads_meminfo(tmp_path):
@@ -505,58 +309,3 @@ def test_available_host_memory_reads_meminfo(tmp_path):
     assert available_host_memory(tmp_path / "missing") is None
 
 
-def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "notes.txt").write_text("no images here")
-    assert main(["restore", str(tmp_path / "docs"), *_args(models_dir, tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "docs" in err and "has no images" in err and ".png" in err
-
-
-def test_cli_output_folder_equal_to_input_folder(models_dir, tmp_path, capsys):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    write_image(folder / "a.png", gradient(40, 50))
-    write_image(folder / "b.jpg", gradient(30, 20))
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    # a.png would be replaced by its own output: refused before any image is processed
-    assert main(["restore", str(folder), *_args(models_dir, folder)]) == 2
-    assert "refusing to overwrite input file" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # b.png was not written either
-    # without a clash the folder may be its own output folder; the inputs stay as they were
-    (folder / "a.png").unlink()
-    assert main(["restore", str(folder), *_args(models_dir, folder), "--upscale", "1"]) == 0, capsys.readouterr().err
-    assert (folder / "b.jpg").read_bytes() == before["b.jpg"]
-    assert read_image(folder / "b.png").shape == (30, 20, 3)
-
-
-def test_cli_out_of_memory_exit_1(models_dir, tmp_path, capsys, monkeypatch):
-    import codeformer.restore
-
-    def oom(*args, **kwargs):
-        raise OutOfMemory("out of memory running CodeFormer on a single input; free memory, or run on the CPU")
-
-    monkeypatch.setattr(codeformer.restore, "restore_faces", oom)
-    shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
-    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 1
-    assert "error: out of memory" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # made by the run, left empty: removed
-
-
-def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, capsys, monkeypatch):
-    def interrupted(path):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "read_input", interrupted)
-    shutil.copy(weights.IMAGES / "aligned_0240.png", tmp_path / "face.png")
-    assert main(["restore", str(tmp_path / "face.png"), "--aligned", *_args(models_dir, tmp_path / "out")]) == 130
-    assert "interrupted" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # nothing written: the folder the run made is gone too
-
-
-def test_cli_bad_arguments_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--fidelity", "high"])
-    assert info.value.code == 2
-    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--upscale", "100"]) == 2
-    assert "--upscale 100" in (err := capsys.readouterr().err) and "outside 1..8" in err

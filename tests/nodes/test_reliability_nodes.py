@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 

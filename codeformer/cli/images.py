@@ -1,41 +1,17 @@
-"""Reading and writing image files for the CLI (RGB uint8 arrays, and the alpha channel beside them)."""
+"""Reading the input images: RGB uint8 as the official CLI reads them, and the alpha channel beside them."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-class ImageReadError(ValueError):
-    """An input path is missing, not an image, or a folder without images."""
-
-
-def collect_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Image files named directly, plus the images inside named folders (sorted, not recursive; hidden files such
-    as macOS's ``._name.jpg`` are not images)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            images = sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-            if not images:
-                raise ImageReadError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-            found.extend(images)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ImageReadError(f"input {path} does not exist")
-    return found
+from .errors import ImageReadError
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -109,34 +85,3 @@ def _bits_per_channel(info: Image.Image) -> int:
         return 16
     bits = getattr(info, "tag_v2", {}).get(258)  # TIFF BitsPerSample
     return max(bits) if isinstance(bits, tuple) and bits else int(bits or 8)
-
-
-def alpha_for(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``alpha`` resized (bilinear: smooth edges, no overshoot) to (height, width) ``size``."""
-    if alpha.shape == tuple(size):
-        return alpha
-    return cv2.resize(alpha, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Write RGB or RGBA uint8 atomically (temporary file, then rename); the format follows the suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    order = [2, 1, 0, 3][: image.shape[2]]  # RGB(A) -> OpenCV's BGR(A)
-    ok, data = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image[:, :, order]))
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,0 +1,64 @@
+"""Command line: ``python -m codeformer restore|advise ...``.
+
+Exit codes (the message is one ``error:`` line on stderr):
+
+- 0: success (images without faces are written resized, not skipped).
+- 1: a model or processing error: model file missing/corrupt/wrong/refused, download failed, out of memory; or an
+  output that could not be written (disk full, permission denied): the run stops there, the images written before
+  it are complete.
+- 2: bad arguments or unusable input: unknown option or value out of range, input missing, folder without
+  images, two inputs with the same output name, an output that would overwrite an input or (without
+  ``--overwrite``) an existing file, ``-o`` naming a file or a folder that cannot be written; or some inputs were
+  skipped, being unreadable or too large for the free memory at that ``--upscale`` (the others were restored and
+  written: each skipped file gets its own ``error:`` line).
+- 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image is left behind.
+
+Only the project's own errors (``codeformer.errors.CodeFormerError``), and running out of memory, are shown as
+that one line; any other exception is a bug and is shown with its traceback.
+
+Nothing is overwritten by surprise: the output paths are checked before models load; inputs never, other existing
+files only with ``--overwrite``, and every write is checked again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+import torch
+
+from ..errors import CodeFormerError, InputError
+from .args import build_parser
+from .errors import CliError
+from .run import run_advise, run_restore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse exits with 2 on unknown options itself)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return run_restore(args) if args.command == "restore" else run_advise(args)
+    except CodeFormerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code(error)
+    except (torch.OutOfMemoryError, MemoryError) as error:  # the machine, not a bug: one line saying what to do
+        said = ". ".join(str(error).splitlines()[0].split(". ")[:2]) if str(error) else type(error).__name__
+        print(f"error: out of memory ({said}); free memory (close other programs or models), or use a smaller "
+              "--upscale or --tile", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; images written so far are complete, the others were not written",
+              file=sys.stderr)
+        return 130
+
+
+def exit_code(error: Exception) -> int:
+    """The documented exit code of one of the project's errors."""
+    if isinstance(error, CliError):
+        return error.code
+    return 2 if isinstance(error, InputError) else 1
+
+
+__all__ = ["main", "exit_code"]

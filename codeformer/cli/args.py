@@ -1,0 +1,112 @@
+"""The command line's arguments: the argparse parser, and the checks of values argparse cannot make."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..advisor import SOURCES
+from ..errors import InputError
+from ..models import DETECTORS
+from ..runtime import PRECISIONS, resolve_device
+from ..upsample import AUTO_TILE, DEFAULT_TILE
+from .errors import CliError
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``restore`` and ``advise`` commands and their options."""
+    parser = argparse.ArgumentParser(prog="python -m codeformer", description="CodeFormer face restoration.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("restore", help="restore the faces in images (whole images, or aligned 512x512 faces)")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    r.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
+                   help="output folder (created if missing); OUTDIR/<input name>.png per image")
+    r.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never the inputs)")
+    r.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (no detection)")
+    r.add_argument("--fidelity", "-w", type=float, default=None, help="0 = quality, 1 = fidelity (default 0.5)")
+    r.add_argument("--upscale", "-s", type=float, default=None, help="output scale of whole images, 1..8 (default 2)")
+    r.add_argument("--background-enhance", action="store_true", help="upscale the background with Real-ESRGAN")
+    r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
+    r.add_argument("--face-upsample-mode", choices=("auto", "always"), default=None,
+                   help="implies --face-upsample: 'always' (its default, official) or 'auto' (only faces pasted "
+                        "larger than 512 px)")
+    r.add_argument("--best-settings", choices=SOURCES, default=None, metavar="SOURCE",
+                   help="per image, the fidelity, background enhance, face upsample and upscale of the best-settings "
+                        f"rules for this source ({' or '.join(SOURCES)}; as `advise`); not with -w, -s, "
+                        "--background-enhance, --face-upsample(-mode) or --aligned")
+    r.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
+    r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
+    r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
+    r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
+    r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
+    r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
+                   help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
+                        "fastest there), on GPUs as large as free memory allows")
+    r.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 1 on CPU)")
+    r.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX/"
+                        "AVX512-BF16, else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
+    _common(r)
+
+    a = sub.add_parser("advise", help="print the recommended settings for each image as JSON")
+    a.add_argument("inputs", nargs="+", metavar="IMAGE")
+    a.add_argument("--source", choices=SOURCES, default="ai_generated")
+    a.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
+    _common(a)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="folder with facerestore_models/, facedetection/, upscale_models/ "
+                        "(default: $CODEFORMER_MODELS_DIR or the per-user cache)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--offline", action="store_true", help="never download; fail with the file's URL and path")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def check_restore_args(args: argparse.Namespace) -> None:
+    """Refuse values out of range and ``--best-settings`` with settings given by hand."""
+    if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
+        raise CliError(f"--fidelity {args.fidelity} is outside 0..1")
+    if args.upscale is not None and not 1.0 <= args.upscale <= 8.0:
+        raise CliError(f"--upscale {args.upscale} is outside 1..8")
+    if args.best_settings:
+        chosen = [name for name, value in (("--fidelity", args.fidelity), ("--upscale", args.upscale),
+                                           ("--background-enhance", args.background_enhance),
+                                           ("--face-upsample", args.face_upsample or args.face_upsample_mode),
+                                           ("--aligned", args.aligned)) if value not in (None, False)]
+        if chosen:
+            raise CliError(f"--best-settings chooses the settings itself: drop {', '.join(chosen)}, or drop "
+                           "--best-settings" + (" (aligned faces have no shot to judge)" if args.aligned else ""))
+
+
+def device_arg(name: str) -> torch.device:
+    """The ``--device``, refused before any work when this machine does not have it."""
+    try:
+        device = resolve_device(name)
+    except (InputError, RuntimeError) as error:  # RuntimeError: torch itself refuses the name
+        raise CliError(f"--device {name}: {error}") from error
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CliError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from "
+                       "0; use --device cuda or auto")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CliError(f"--device {name}: MPS (Apple GPUs) is not available here; use --device cpu or auto")
+    return device
