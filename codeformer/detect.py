@@ -10,8 +10,8 @@ longer makes a giant network input.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -75,7 +75,8 @@ def detect_faces(
         landmarks = row[5:15].reshape(5, 2)
         if np.linalg.norm(landmarks[0] - landmarks[1]) < min_eye_distance:
             continue
-        found.append(Detection(box=(float(row[0]), float(row[1]), float(row[2]), float(row[3])), score=float(row[4] * scale), landmarks=landmarks))
+        box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        found.append(Detection(box=box, score=float(row[4] * scale), landmarks=landmarks))
     return found
 
 
@@ -123,7 +124,7 @@ def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], s
     elif dets and sel == "center":
         h, w = image_size
         centre = np.array([w / 2, h / 2])
-        dets = [min(dets, key=lambda d: np.linalg.norm(np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2]) - centre))]
+        dets = [min(dets, key=lambda d: np.linalg.norm(_centre(d.box) - centre))]
     elif sel not in ("all", "largest", "center"):
         indices = parse_indices(selection)
         bad = [i for i in indices if i >= len(dets)]
@@ -154,6 +155,10 @@ def parse_indices(selection: str) -> list[int]:
             "or a comma-separated list of face indices such as 0,2"
         )
     return indices
+
+
+def _centre(box: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
 def _clipped_area(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -47,7 +47,7 @@ def parse_masks(
         with torch.inference_mode(), bf16_autocast(device, bf16):
             out = net((t - 0.5) / 0.5)[0]
         classes = out.float().argmax(dim=1).cpu().numpy()
-        for i, c in zip(batch, classes):
+        for i, c in zip(batch, classes, strict=True):
             labels[i] = c
 
     run_in_batches(run, list(range(len(faces))), batch_size, check_interrupt=check_interrupt, what="ParseNet")

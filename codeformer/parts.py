@@ -42,7 +42,7 @@ def images_per_run(size: tuple[int, int], upscale: float) -> int:
 def restore_in_parts(
     images: Sequence[np.ndarray],
     networks: Networks,
-    settings: RestoreSettings = RestoreSettings(),
+    settings: RestoreSettings,
     *,
     on_progress: Progress | None = None,
     **compute,
@@ -62,7 +62,7 @@ def paste_in_parts(
     backgrounds: Sequence[np.ndarray],
     faces: Faces,
     restored: np.ndarray | Sequence[np.ndarray],
-    options: PasteOptions = PasteOptions(),
+    options: PasteOptions,
     **paste_kwargs,
 ) -> Iterator[Part]:
     """``paste_back`` over ``backgrounds`` (one size) part by part; ``paste_kwargs`` as for ``paste_back``."""

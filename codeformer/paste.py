@@ -9,8 +9,8 @@ Only the region each face covers is warped and blended, which gives the whole-im
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
 from .errors import InputError
+from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
 from .runtime import auto_batch_size, bf16_autocast, memory_format, retry_smaller, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces
 
@@ -80,20 +80,9 @@ def restore_faces(
             host = torch.from_numpy(crops[rows]).permute(0, 3, 1, 2)
             x_all = host.to(device)
             if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
-                for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host)):
+                for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host), strict=True):
                     gray_flags[i] = flag
-            y_all = torch.empty((len(chunk), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=device)
-
-            def run(batch: list[int]) -> None:
-                part = slice(batch[0], batch[-1] + 1)  # positions in the chunk
-                x = x_all[part]
-                x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
-                with torch.inference_mode(), bf16_autocast(device, bf16):
-                    y = net((x - 0.5) / 0.5, weight=w)[0]
-                y_all[part] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
-
-            run_in_batches(run, list(range(len(chunk))), batch_size, on_done=progress,
-                           check_interrupt=check_interrupt, what="CodeFormer")
+            y_all = _run_chunk(net, x_all, w, batch_size, fmt, bf16, progress, check_interrupt)
             if isinstance(rows, slice):
                 torch.from_numpy(out[rows]).copy_(y_all)  # straight into the result, no intermediate copy
             else:
@@ -104,10 +93,29 @@ def restore_faces(
     return out
 
 
+def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, batch_size: int, fmt: torch.memory_format, bf16: bool,
+               on_done: Callable[[int], None], check_interrupt: Interrupt | None) -> torch.Tensor:
+    """The network over a chunk of faces already on the device ``[N, 3, 512, 512]`` (uint8 or 0..1 floats), in
+    batches that halve on out-of-memory; returns ``[N, 512, 512, 3]`` uint8 on the same device."""
+    y_all = torch.empty((len(x_all), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=x_all.device)
+
+    def run(batch: list[int]) -> None:
+        part = slice(batch[0], batch[-1] + 1)  # positions in the chunk
+        x = x_all[part]
+        x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
+        with torch.inference_mode(), bf16_autocast(x.device, bf16):
+            y = net((x - 0.5) / 0.5, weight=w)[0]
+        y_all[part] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+    run_in_batches(run, list(range(len(x_all))), batch_size, on_done=on_done, check_interrupt=check_interrupt,
+                   what="CodeFormer")
+    return y_all
+
+
 def restore_found_faces(
     model: CodeFormerModel,
     faces: Faces,
-    crops: np.ndarray,
+    crops: np.ndarray | Sequence[np.ndarray],
     fidelity: Fidelity = 0.5,
     **kwargs,
 ) -> np.ndarray:

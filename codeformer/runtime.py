@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -65,7 +67,7 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     return cpu_has_native_bf16()
 
 
-def bf16_autocast(device: torch.device | str, enabled: bool) -> ContextManager:
+def bf16_autocast(device: torch.device | str, enabled: bool) -> AbstractContextManager:
     """bfloat16 autocast on ``device`` when ``enabled``; else no autocast context at all (some backends, such as
     DirectML's ``privateuseone``, have no autocast and refuse even a disabled one)."""
     if not enabled:
@@ -164,8 +166,8 @@ def retry_smaller(
     too_large: Callable[[int], str],
 ) -> T:
     """``run(size)``; on out-of-memory the device cache is emptied and ``run`` is tried again with half the size
-    (``unit``: a batch size, a tile size), down to ``smallest``; then OutOfMemory with ``too_large(size)`` as its message. Any other
-    error propagates at once."""
+    (``unit``: a batch size, a tile size), down to ``smallest``; then OutOfMemory with ``too_large(size)`` as its
+    message. Any other error propagates at once."""
     while True:
         try:
             return run(size)

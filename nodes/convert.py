@@ -68,7 +68,7 @@ def _refuse_nan(rgb: torch.Tensor, name: str) -> None:
             "--fp32-vae or use another VAE), fix it there; values outside 0..1 would be clamped, NaN is refused")
 
 
-def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:
+def numpy_to_image(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
     """``(H, W, 3)`` uint8 0..255 or float 0..255 arrays (same size) -> IMAGE ``[B, H, W, 3]`` float32 0..1.
 
     Each image is converted straight into its slot of the result (no stacked or temporary copies of the batch:
@@ -79,7 +79,7 @@ def numpy_to_image(images: Sequence[np.ndarray]) -> torch.Tensor:
     return as_tensor(out)
 
 
-def fill_image(slots: np.ndarray, images: Sequence[np.ndarray]) -> None:
+def fill_image(slots: np.ndarray, images: np.ndarray | Sequence[np.ndarray]) -> None:
     """Write ``images`` (as in ``numpy_to_image``) into ``slots`` ``[B, H, W, 3]`` float32, 0..1."""
     for slot, image in zip(slots, images, strict=True):
         np.divide(image, np.float32(255.0), out=slot, dtype=np.float32)

@@ -36,10 +36,10 @@ FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
     "default": "auto",
     "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
                "512 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
-AUTO_FIDELITY_INPUT = ("BOOLEAN", {
-    "default": False,
-    "tooltip": "Choose the fidelity of each face from its share of the image instead of the fidelity value "
-               "(best-settings rule): 1.0 for close-ups, else 0.7 for photos or 0.5 for AI images (see source)."})
+AUTO_FIDELITY_TOOLTIP = ("Choose the fidelity of each face from its share of the image instead of the fidelity value "
+                         "(best-settings rule): 1.0 for close-ups, else 0.7 for photos or 0.5 for AI images (see "
+                         "source).")
+AUTO_FIDELITY_INPUT = ("BOOLEAN", {"default": False, "tooltip": AUTO_FIDELITY_TOOLTIP})
 SOURCE_INPUT = (list(SOURCES), {
     "default": "ai_generated",
     "tooltip": "Where the image comes from, for auto_fidelity: ai_generated (0.5 unless a close-up) or photo "
@@ -73,9 +73,8 @@ class CodeFormerRestore:
                 "faces": ("IMAGE", {"tooltip": "Aligned face crops (crops output of CodeFormer Face Detect) or "
                                                "aligned face photos."}),
                 "fidelity": FIDELITY_INPUT,
-                "auto_fidelity": (AUTO_FIDELITY_INPUT[0], {
-                    **AUTO_FIDELITY_INPUT[1],
-                    "tooltip": AUTO_FIDELITY_INPUT[1]["tooltip"] + " Needs detected_faces."}),
+                "auto_fidelity": ("BOOLEAN", {"default": False,
+                                              "tooltip": AUTO_FIDELITY_TOOLTIP + " Needs detected_faces."}),
                 "source": SOURCE_INPUT,
             },
             "optional": {
