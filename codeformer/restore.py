@@ -121,6 +121,9 @@ def restore_found_faces(
 ) -> np.ndarray:
     """``restore_faces`` on the crops of ``faces`` with each source image's gray flag (as the official pipeline);
     ``fidelity`` may be a rule per face. ``kwargs`` are those of ``restore_faces``."""
+    if len(crops) != len(faces):
+        raise InputError(f"{len(crops)} face crop(s) for {len(faces)} detected face(s); give the crops of these "
+                         "faces (in ComfyUI: the crops and faces outputs of the same CodeFormer Face Detect node)")
     weights = [fidelity(f) for f in faces.faces] if callable(fidelity) else fidelity
     return restore_faces(model, crops, weights, gray=[f.is_gray for f in faces.faces], **kwargs)
 

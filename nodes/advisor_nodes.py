@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..codeformer.advisor import advise_faces, advise_image, face_upsample_mode
+from ..codeformer.errors import InputError
 from .convert import image_to_numpy
 from .device import load_on_device
 from .restore_nodes import FACE_UPSAMPLE_INPUT, SOURCE_INPUT
@@ -21,7 +22,7 @@ def check_faces_match(faces, image) -> None:
     sizes = tuple((int(image.shape[1]), int(image.shape[2])) for _ in range(image.shape[0]))
     if tuple(faces.source_sizes) != sizes:
         found = ", ".join(f"{w}x{h}" for h, w in faces.source_sizes) or "no image"
-        raise ValueError(f"faces were found in {len(faces.source_sizes)} image(s) ({found}) but image is "
+        raise InputError(f"faces were found in {len(faces.source_sizes)} image(s) ({found}) but image is "
                          f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]}; connect the same image "
                          "to CodeFormer Face Detect and to CodeFormer Best Settings")
 
@@ -68,7 +69,7 @@ class CodeFormerBestSettings:
             device = load_on_device(detector.module)
             advice = advise_image(image_to_numpy(image[:1], "image")[0], detector, source, device=device)
         else:
-            raise ValueError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
+            raise InputError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
                              "CodeFormer Face Detector Loader) or the faces input (faces output of CodeFormer Face "
                              "Detect)")
         reason = advice.reason if image.shape[0] == 1 else \

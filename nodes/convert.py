@@ -4,8 +4,8 @@ ComfyUI: IMAGE ``[B, H, W, C]`` float32 0..1 (C = 3; 1 and 4 are accepted), MASK
 Library: ``(H, W, 3)`` RGB uint8 0..255, or float32 0..255 for paste-back results.
 
 Bad pixel values: values outside 0..1 (and +-inf) are clamped, as every ComfyUI image node does. NaN is refused
-with a ValueError naming the input: it comes from a broken step upstream (typically a VAE decode in fp16), and
-restoring faces in an image that is partly undefined would hide that error instead of reporting it.
+with an InputError (a ValueError) naming the input: it comes from a broken step upstream (typically a VAE decode
+in fp16), and restoring faces in an image that is partly undefined would hide that error instead of reporting it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..codeformer.canvas import PasteResult
+from ..codeformer.errors import InputError
 from ..codeformer.image import float_to_uint8
 from ..codeformer.parts import Part
 from ..codeformer.types import FACE_SIZE, Faces
@@ -25,7 +26,7 @@ from .device import output_device
 def image_to_numpy(image: torch.Tensor, name: str = "IMAGE input") -> list[np.ndarray]:
     """IMAGE ``[B, H, W, C]`` 0..1 -> B arrays ``(H, W, 3)`` RGB uint8 (alpha dropped, gray repeated), copies.
 
-    ``name`` (the node input, e.g. ``image``) is used in error messages. Raises ValueError for a tensor that is
+    ``name`` (the node input, e.g. ``image``) is used in error messages. Raises InputError for a tensor that is
     not an IMAGE and for NaN values; other values are clamped to 0..1.
     """
     rgb = checked_rgb(image, name)
@@ -38,10 +39,10 @@ def checked_rgb(image: torch.Tensor, name: str = "IMAGE input") -> torch.Tensor:
     """``as_rgb(image)`` after the checks of ``image_to_numpy`` (an IMAGE tensor, not empty, no NaN)."""
     if not isinstance(image, torch.Tensor) or image.ndim != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"{name}: expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
+        raise InputError(f"{name}: expected an IMAGE tensor [batch, height, width, channels], got {shape}; "
                          "connect an IMAGE output (e.g. Load Image)")
     if image.shape[-1] == 0 or 0 in image.shape[1:3]:
-        raise ValueError(f"{name}: the IMAGE is empty ({tuple(image.shape)}: height, width and channels must be "
+        raise InputError(f"{name}: the IMAGE is empty ({tuple(image.shape)}: height, width and channels must be "
                          "at least 1); connect an RGB image")
     rgb = as_rgb(image)
     _refuse_nan(rgb, name)
@@ -54,14 +55,14 @@ def as_rgb(image: torch.Tensor) -> torch.Tensor:
 
 
 def _refuse_nan(rgb: torch.Tensor, name: str) -> None:
-    """Raise ValueError naming ``name`` and the first bad batch entry when ``rgb`` has NaN values."""
+    """Raise InputError naming ``name`` and the first bad batch entry when ``rgb`` has NaN values."""
     if not rgb.is_floating_point():
         return
     per_image = torch.isnan(rgb).flatten(1).sum(dim=1)
     bad = per_image.nonzero().flatten().tolist()
     if bad:
         first = bad[0]
-        raise ValueError(
+        raise InputError(
             f"{name}: image {first} of the batch has {int(per_image[first])} NaN (not a number) value(s)"
             + (f", and {len(bad) - 1} more image(s) have NaN too" if len(bad) > 1 else "")
             + "; the node that made it produced invalid pixels (often a VAE decode in fp16: run ComfyUI with "

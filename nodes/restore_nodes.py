@@ -8,6 +8,7 @@ import torch
 from spandrel import ImageModelDescriptor
 
 from ..codeformer.advisor import SOURCES, fidelity_rule
+from ..codeformer.errors import InputError
 from ..codeformer.models import check_upscaler
 from ..codeformer.parts import paste_in_parts, restore_in_parts
 from ..codeformer.pipeline import (
@@ -86,14 +87,11 @@ class CodeFormerRestore:
 
     def restore(self, model, faces, fidelity, detected_faces=None, auto_fidelity=False, source="ai_generated"):
         if auto_fidelity and detected_faces is None:
-            raise ValueError("auto_fidelity needs detected_faces to measure each face's share of its image: connect "
+            raise InputError("auto_fidelity needs detected_faces to measure each face's share of its image: connect "
                              "the faces output of CodeFormer Face Detect to detected_faces, or turn auto_fidelity off")
         if detected_faces is not None and len(detected_faces) == 0:
             return (placeholder_faces(),)
         crops = image_to_numpy(faces, "faces")
-        if detected_faces is not None and len(detected_faces) != len(crops):
-            raise ValueError(f"faces has {len(crops)} crop(s) but detected_faces has {len(detected_faces)} face(s); "
-                             "connect the crops and faces outputs of the same CodeFormer Face Detect node")
         on_progress = progress_callback()
         device = load_on_device(model.module)
         if detected_faces is None:  # gray flag measured on each crop

@@ -255,3 +255,16 @@ def test_compiled_lone_face_falls_back_to_the_network_when_two_do_not_fit(monkey
     torch.testing.assert_close(run(x, weight=0.25)[0], x * 0.25)
     with pytest.raises(torch.OutOfMemoryError):  # batches of several still report it (the caller halves them)
         run(torch.rand(2, 3, 4, 4), weight=0.25)
+
+
+def test_crops_must_match_the_detected_faces():
+    """One crop per detected face, or an error saying which outputs belong together (not a silent mix-up)."""
+    from codeformer.errors import InputError
+    from codeformer.restore import restore_found_faces
+    from codeformer.types import Face, Faces
+
+    face = Face(source_index=0, box=(0.0, 0.0, 10.0, 10.0), score=0.9, landmarks=np.zeros((5, 2)),
+                affine=np.eye(2, 3), inverse=np.eye(2, 3), source_size=(64, 64), is_gray=False)
+    crops = np.zeros((2, 512, 512, 3), np.uint8)
+    with pytest.raises(InputError, match="2 face crop.s. for 1 detected face"):
+        restore_found_faces(fake_model(), Faces((face,), ((64, 64),)), crops)
