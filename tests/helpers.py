@@ -7,10 +7,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-
 import weights
+
 from codeformer.cli.images import read_image
 from codeformer.types import CodeFormerModel
+
+DETECT = dict(confidence=0.8, min_eye_distance=10.0, selection="all", max_faces=0)  # Face Detect node defaults
 
 
 def read_rgb(name: str) -> np.ndarray:

@@ -1,12 +1,19 @@
-"""Fixtures of the library tests that download: a local model server, and downloads switched on."""
+"""Fixtures of the library tests: the real detector; for the downloads a local model server, and downloads on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
-
 import model_server
+import pytest
+import weights
+
+from codeformer.models import load_detector
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector(weights.REAL_DETECTOR)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,23 @@
-"""Detection (real RetinaFace mobilenet0.25), alignment and paste-back geometry on real photos."""
+"""Finding faces (codeformer.detect, faces): detection, caps on a flooding detector, alignment, paste-back geometry."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import fake_model, many_boxes_detector, psnr, read_rgb
 
+from codeformer import detect
+from codeformer import faces as finding
 from codeformer.align import FFHQ_TEMPLATE_512, estimate_affine
 from codeformer.detect import FaceSelectionError, detect_faces, select_faces
-from codeformer.image import to_working
-from codeformer.paste import FacePlacement, paste_faces
 from codeformer.geometry import target_size
+from codeformer.image import to_working
+from codeformer.models import load_detector
+from codeformer.paste import FacePlacement, paste_faces
 from codeformer.pipeline import (
     DetectOptions,
     Networks,
@@ -23,7 +28,6 @@ from codeformer.pipeline import (
     upscale_backgrounds,
 )
 from codeformer.types import FaceParser
-from helpers import fake_model, psnr, read_rgb
 
 
 @pytest.mark.parametrize("name", ["whole_00.jpg", "whole_02.png"])
@@ -60,6 +64,35 @@ def test_selection(models):
         select_faces(found, image.shape[:2], "0,7")
     with pytest.raises(FaceSelectionError, match="not understood"):
         select_faces(found, image.shape[:2], "biggest")
+
+
+def test_thousands_of_boxes_are_capped_by_max_faces(detector, tmp_path, monkeypatch):
+    noisy = load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    rows, warped = [], []
+    real_retinaface, real_warp = detect._retinaface, finding.warp_face
+    monkeypatch.setattr(detect, "_retinaface", lambda *a: rows.append(len(r := real_retinaface(*a))) or r)
+    monkeypatch.setattr(finding, "warp_face", lambda *a: warped.append(1) or real_warp(*a))
+    model = fake_model()
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    result = restore_images([image], Networks(model, noisy),
+                            RestoreSettings(upscale=1.0, detect=DetectOptions(min_eye_distance=0.0, max_faces=4)),
+                            batch_size=2)
+    # bounded work: hundreds of boxes survive NMS (16800 before, PRE_NMS_TOP_K kept), but only the 4 kept faces
+    # are warped and restored
+    assert rows[0] > 500
+    assert len(result.faces) == 4 and len(warped) == 4 and result.crops.shape[0] == result.restored.shape[0] == 4
+    assert sum(model.module.batches) == 4 and max(model.module.batches) <= 2
+    assert result.images[0].image.shape == (300, 400, 3)
+
+
+def test_flooding_detector_is_capped_without_max_faces(tmp_path, caplog):
+    noisy = load_detector(many_boxes_detector(tmp_path / "many.pth"))
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING):
+        found = find_faces(noisy, [image], DetectOptions(min_eye_distance=0.0))
+        faces, crops = found.faces, found.crops
+    assert len(faces) == detect.FACE_LIMIT and crops.shape[0] == detect.FACE_LIMIT
+    assert "keeping the 256 most confident" in caplog.text
 
 
 def test_alignment_maps_landmarks_onto_template():

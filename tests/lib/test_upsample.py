@@ -1,6 +1,12 @@
-"""Background upsampling: exact output sizes, tiling equals the whole-image run, OOM fallback."""
+"""Background upsampling: exact output sizes, tiling equals the whole-image run, OOM fallback, bounded memory."""
 
 from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +14,8 @@ import torch
 
 from codeformer import upsample
 from codeformer.errors import OutOfMemory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +120,57 @@ def test_other_architectures_run_through_their_descriptor(arch, photo):
     assert whole.shape == expected.shape and np.abs(whole - expected).max() <= 1
     tiled = upsample.upscale_image(model, photo, model.scale, tile=48, precision="fp32")  # odd-sized edge tiles
     assert tiled.shape == expected.shape and np.abs(tiled.astype(int) - whole.astype(int)).mean() < 8
+
+
+def test_4096_image_background_x2_tiled_has_bounded_memory(tmp_path):
+    """Measured in a fresh process so that ``ru_maxrss`` counts this upscale alone (plus torch itself).
+
+    Linux copies a process's peak RSS into a child at fork + exec, so the interpreter forks once more before
+    importing anything and the work runs in that grandchild, whose ``ru_maxrss`` starts from a few MiB.
+    """
+    script = f"""
+import json, os, sys
+read, write = os.pipe()
+if os.fork():
+    os.close(write)
+    with os.fdopen(read) as f:
+        sys.stdout.write(f.read())
+    sys.exit(os.waitstatus_to_exitcode(os.wait()[1]))
+os.close(read)
+try:
+    import resource, time
+    sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+    import numpy as np, torch
+    from spandrel.architectures.Compact import Compact
+    import weights
+    from codeformer import models, upsample
+    torch.manual_seed(0)
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=2)
+    model = models.load_upscaler(weights.save_pth(net.state_dict(), __import__('pathlib').Path({
+        str(tmp_path / 'compact_x2.pth')!r})))
+    image = np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    out = upsample.upscale_image(model, image, 2.0, tile=1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with os.fdopen(write, "w") as f:
+        f.write(json.dumps(dict(shape=out.shape, dtype=str(out.dtype), seconds=time.perf_counter() - start,
+                                before_mib=before / 1024, peak_mib=peak / 1024)))
+    os._exit(0)
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    os._exit(1)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    line = (f"4096x4096 -> 8192x8192 (x2, 1024 px tiles): peak RSS {result['peak_mib']:.0f} MiB "
+            f"(before the upscale {result['before_mib']:.0f} MiB), {result['seconds']:.1f} s")
+    logging.getLogger(__name__).warning(line)
+    print(line)
+    assert result["shape"] == [8192, 8192, 3] and result["dtype"] == "uint8"
+    # The input is 48 MiB and the output 192 MiB (uint8); a float32 copy of the output alone would be 768 MiB and
+    # the former whole-image float tensors peaked at ~2.6 GiB above the imports.
+    assert result["peak_mib"] - result["before_mib"] < 1024, line
+    assert result["peak_mib"] < 3072, line

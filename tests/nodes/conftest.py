@@ -1,6 +1,7 @@
 """Stubs of ComfyUI's ``folder_paths``, ``comfy.model_management`` and ``comfy.utils`` (real signatures, ComfyUI
 0.3.64), put into ``sys.modules`` before the pack is imported, plus fixtures that import the pack the way ComfyUI
-does (a package loaded from its ``__init__.py``) over a models folder built from ``tests/conftest.py``.
+does (a package loaded from its ``__init__.py``) over a models folder built from ``tests/conftest.py``, and the
+node tests' shared stand-ins: the real detector as the loader node gives it, and a CodeFormer stand-in (``fake``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 import weights
+from helpers import FakeCodeFormer
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui_codeformer_pack"
@@ -310,3 +312,20 @@ def photo():
 def as_image():
     """``as_image(*arrays)``: uint8 (H, W, C) arrays -> IMAGE [B, H, W, C] float32 0..1, as LoadImage makes it."""
     return _to_image
+
+
+@pytest.fixture()
+def fake(lib):
+    """``fake(**kwargs)``: a CODEFORMER_MODEL whose network is a FakeCodeFormer."""
+
+    def make(**kwargs):
+        return lib.types.CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)),
+                                         path=Path("fake.pth"))
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def detector(nodes, comfy_models):
+    (det,) = nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")
+    return det

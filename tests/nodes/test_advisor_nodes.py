@@ -13,11 +13,6 @@ OFFICIAL = dict(confidence=0.8, min_eye_distance=10.0, selection="all", max_face
 
 
 @pytest.fixture(scope="module")
-def detector(nodes, comfy_models):
-    return nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")[0]
-
-
-@pytest.fixture(scope="module")
 def codeformer(nodes, comfy_models):
     return nodes["CodeFormerModelLoader"]().load("codeformer.pth")[0]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,32 @@ def test_box_masks_are_in_source_pixels(convert, lib):
 def test_placeholder(convert):
     p = convert.placeholder_faces()
     assert p.shape == (1, 512, 512, 3) and float(p.abs().sum()) == 0.0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 64), w=st.integers(1, 64), channels=st.sampled_from([1, 2, 3, 4]),
+       low=st.floats(-5, 1), high=st.floats(0, 5), seed=st.integers(0, 2**16), inf=st.booleans())
+def test_image_to_numpy_any_shape_and_range(pack, h, w, channels, low, high, seed, inf):
+    convert = pack.nodes.convert
+    values = np.random.default_rng(seed).uniform(low, max(low, high), (2, h, w, channels)).astype(np.float32)
+    if inf:
+        values[0, 0, 0, 0], values[-1, -1, -1, -1] = np.inf, -np.inf
+    image = torch.from_numpy(values.copy())
+    out = convert.image_to_numpy(image)
+    rgb = values[..., :3] if channels >= 3 else np.repeat(values[..., :1], 3, axis=-1)
+    expected = (np.clip(rgb, 0, 1) * np.float32(255)).round().astype(np.uint8)  # clamped, not refused
+    assert len(out) == 2 and all(o.shape == (h, w, 3) and o.dtype == np.uint8 for o in out)
+    np.testing.assert_array_equal(np.stack(out), expected)
+    assert np.array_equal(image.numpy(), values, equal_nan=True)  # the input is never modified
+
+
+@settings(max_examples=15, deadline=None)
+@given(b=st.integers(1, 3), h=st.integers(1, 32), w=st.integers(1, 32), where=st.integers(0, 10**6))
+def test_nan_is_refused_naming_the_input(pack, b, h, w, where):
+    values = torch.rand(b, h, w, 3)
+    values.view(-1)[where % values.numel()] = float("nan")
+    bad = (where % values.numel()) // (h * w * 3)
+    with pytest.raises(ValueError) as info:
+        pack.nodes.convert.image_to_numpy(values, "background")
+    msg = str(info.value)
+    assert msg.startswith("background:") and f"image {bad} of the batch has 1 NaN" in msg and "fp32" in msg

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
+from pathlib import Path
 
 import comfy.utils
 import folder_paths
 import pytest
 import torch
+import weights
 
 
 def test_codeformer_pth_and_safetensors(nodes, lib):
@@ -91,3 +94,80 @@ def test_download_failure_is_reported(nodes, lib, monkeypatch, tmp_path):
         nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_resnet50")
     assert list(tmp_path.iterdir()) == []
 
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
+
+
+@pytest.fixture()
+def folders(monkeypatch, tmp_path):
+    """Empty facerestore_models / facedetection folders registered for this test only."""
+    made = {}
+    for key in ("facerestore_models", "facedetection"):
+        folder = tmp_path / key
+        folder.mkdir()
+        monkeypatch.setitem(folder_paths.folder_names_and_paths, key,
+                            ([str(folder)], folder_paths.supported_pt_extensions))
+        made[key] = folder
+    return made
+
+
+LOADER_NODES = [
+    ("CodeFormerModelLoader", "facerestore_models", "bad.pth"),
+    ("CodeFormerFaceDetectorLoader", "facedetection", "bad_detector.pth"),
+    ("CodeFormerFaceParserLoader", "facedetection", "parsing_bad.pth"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("kind", ["evil-zip", "evil-raw", "zero", "html"])
+@pytest.mark.parametrize(("node", "key", "name"), LOADER_NODES)
+def test_loader_nodes_refuse_broken_and_hostile_files(nodes, lib, folders, tmp_path, node, key, name, kind):
+    marker = tmp_path / "marker"
+    path = folders[key] / name
+    if kind == "evil-zip":
+        torch.save({"params_ema": {"w": torch.zeros(1)}, "x": _Evil(marker)}, path)
+    elif kind == "evil-raw":
+        path.write_bytes(pickle.dumps(_Evil(marker)))
+    elif kind == "zero":
+        path.write_bytes(b"")
+    else:
+        path.write_text("<html><body>Too many requests</body></html>")
+    with pytest.raises(lib.models.ModelFileError) as info:
+        nodes[node]().load(name)
+    msg = str(info.value)
+    assert name in msg and str(path) in msg
+    if kind.startswith("evil"):
+        assert "unsafe" in msg and "Nothing in it was executed" in msg
+    else:
+        assert "re-download" in msg
+    assert not marker.exists()
+
+
+def test_loader_nodes_refuse_other_architectures(nodes, lib, folders, comfy_models):
+    (folders["facerestore_models"] / "looks_like_codeformer.pth").symlink_to(
+        comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
+    with pytest.raises(lib.models.ModelFileError) as info:
+        nodes["CodeFormerModelLoader"]().load("looks_like_codeformer.pth")
+    msg = str(info.value)
+    assert "looks_like_codeformer.pth" in msg and "not a CodeFormer checkpoint" in msg and "ESRGAN" in msg
+    assert lib.models.KNOWN_FILES["codeformer.pth"].url in msg and "facerestore_models" in msg
+
+    (folders["facedetection"] / "parsing_other.pth").symlink_to(weights.REAL_DETECTOR)
+    with pytest.raises(lib.models.ModelFileError, match="parsing_other.pth.*RetinaFace face detector, not a "
+                                                              "face parser.*parsing_parsenet.pth"):
+        nodes["CodeFormerFaceParserLoader"]().load("parsing_other.pth")
+
+
+def test_missing_model_names_folder_file_and_url(nodes, lib, folders, monkeypatch):
+    monkeypatch.setenv("CODEFORMER_OFFLINE", "1")
+    with pytest.raises(lib.models.ModelDownloadError) as info:
+        nodes["CodeFormerModelLoader"]().load("codeformer.pth")
+    msg = str(info.value)
+    assert lib.models.KNOWN_FILES["codeformer.pth"].url in msg
+    assert str(folders["facerestore_models"] / "codeformer.pth") in msg and "models/facerestore_models" in msg
+    assert list(folders["facerestore_models"].iterdir()) == []

@@ -1,4 +1,4 @@
-"""Precision and memory format per device: fp32 exact, bf16 close, ``auto`` picks bf16 only where it is native."""
+"""codeformer.runtime: precision and memory format per device, batch sizes, cancel and OOM retry, host memory."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fake_model
 
 from codeformer import runtime, upsample
+from codeformer.errors import OutOfMemory
 from codeformer.parse import parse_masks
 from codeformer.restore import restore_faces
 from codeformer.types import FaceParser
-from helpers import fake_model
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,44 @@ def test_no_autocast_context_unless_bf16(monkeypatch, x4_model, photo):
     assert upsample.upscale_image(x4_model, photo, 4, precision="fp32").shape == (160, 224, 3)
     with pytest.raises(AssertionError, match="without it"):
         runtime.bf16_autocast("cpu", True)
+
+
+def test_cancel_between_faces_stops_after_one_batch():
+    model = fake_model()
+    checks = []
+
+    def check_interrupt():
+        checks.append(1)
+        if len(checks) == 2:
+            raise KeyboardInterrupt  # stands in for ComfyUI's InterruptProcessingException (see the node tests)
+
+    crops = np.zeros((5, 512, 512, 3), np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        restore_faces(model, crops, batch_size=1, check_interrupt=check_interrupt)
+    assert model.module.batches == [1]
+
+
+def test_out_of_memory_in_restore_retries_smaller_then_fails_with_advice():
+    crops = np.random.default_rng(0).integers(0, 256, (3, 512, 512, 3), dtype=np.uint8)
+    expected = restore_faces(fake_model(), crops, batch_size=4)
+    model = fake_model(oom_above=1)
+    out = restore_faces(model, crops, batch_size=4)
+    assert model.module.batches == [3, 2, 1, 1, 1]  # 4 -> 2 -> 1 on out-of-memory
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(OutOfMemory) as info:
+        restore_faces(fake_model(oom_above=0), crops, batch_size=4)
+    msg = str(info.value)
+    assert "CodeFormer" in msg and "free memory" in msg and "CPU" in msg
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+    assert isinstance(info.value, torch.OutOfMemoryError)  # ComfyUI unloads its models on these
+
+
+def test_available_host_memory_reads_meminfo(tmp_path):
+    from codeformer.runtime import available_host_memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  1000 kB\nMemAvailable:  600 kB\nSwapTotal: 50 kB\nSwapFree:  40 kB\n")
+    assert available_host_memory(meminfo) == 640 * 1024
+    meminfo.write_text("MemTotal:  1000 kB\n")  # an old kernel without MemAvailable
+    assert available_host_memory(meminfo) is None
+    assert available_host_memory(tmp_path / "missing") is None
