@@ -5,7 +5,8 @@
 Runs ``tools/official/run_official.sh`` and ``python -m codeformer restore --precision fp32`` with ``-w 0.5 -s 2``
 (``--full``: with ``--bg_upsampler realesrgan --face_upsample`` / ``--background-enhance --face-upsample``) on the
 random weights of ``tools/official/make_weights.py`` (``--weights``, default ``$CF_WEIGHTS`` or
-/tmp/official-weights/seed0) and prints per image: faces kept by each, max difference, equal pixels, PSNR.
+/tmp/official-weights/seed0) and prints per image: faces kept by each, max difference, equal pixels, PSNR, and how many aligned crops and
+restored 512 px faces are identical to the official ones.
 The official code writes sources with a short side under 512 at their enlarged size: those outputs are area-resized
 to ours (input x upscale) first. Inputs other than PNG/JPEG are converted to PNG (the official script takes no others).
 """
@@ -36,6 +37,20 @@ def compare(official: np.ndarray, ours: np.ndarray) -> dict:
     mse = float((diff.astype(np.float64) ** 2).mean())
     return {"max": int(diff.max()), "equal_px_pct": round(100 * float((diff.max(-1) == 0).mean()), 3),
             "psnr_db": round(10 * np.log10(255**2 / mse), 1) if mse else float("inf")}
+
+
+def same_faces(off: Path, our: Path, stem: str) -> dict:
+    """How many aligned crops and restored faces (512 px, before paste-back) are identical to the official ones."""
+    counts = {"crops_identical": 0, "restored_identical": 0}
+    for crop in sorted((our / "faces").glob(f"{stem}_[0-9][0-9]_crop.png")):
+        index = crop.name[len(stem) + 1 : len(stem) + 3]
+        pairs = (("crops_identical", off / "cropped_faces" / f"{stem}_{index}.png", crop),
+                 ("restored_identical", off / "restored_faces" / f"{stem}_{index}.png",
+                  our / "faces" / f"{stem}_{index}_restored.png"))
+        for key, theirs, mine in pairs:
+            a, b = cv2.imread(str(theirs)), cv2.imread(str(mine))
+            counts[key] += int(a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b))
+    return counts
 
 
 def main() -> None:
@@ -69,7 +84,8 @@ def main() -> None:
                    "faces_official": len(list((off / "cropped_faces").glob("*.png"))),
                    "faces_ours": len(list((our / "faces").glob("*_crop.png"))),
                    **compare(cv2.imread(str(off / "final_results" / f"{source.stem}.png")),
-                             cv2.imread(str(our / f"{source.stem}.png")))}
+                             cv2.imread(str(our / f"{source.stem}.png"))),
+                   **same_faces(off, our, source.stem)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

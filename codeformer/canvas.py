@@ -22,7 +22,8 @@ class Canvas:
     """What the faces of one image are pasted on."""
 
     image: np.ndarray = field(repr=False)  # (H, W, 3) RGB uint8: the working image x scale
-    scale: float  # canvas px per working-image px (the official upscale factor)
+    scale: float  # canvas px per working-image px across (the official upscale factor)
+    scale_y: float  # the same down: differs from ``scale`` where rounding made the canvas a pixel taller or shorter
     output_size: tuple[int, int]  # (height, width) of the result
 
 
@@ -54,14 +55,15 @@ def background_canvas(background: np.ndarray, source_size: tuple[int, int], *, i
             f"{src_w}x{src_h}: not the same picture at another scale; connect the image the faces were detected in, "
             "or its upscaled version")
     if not has_faces:  # nothing is pasted: the output is the background
-        return Canvas(background, scale, background.shape[:2])
+        return Canvas(background, scale, background.shape[0] / src_h, background.shape[:2])
     return _canvas(background, source_size, background.shape[:2], cv2.INTER_LANCZOS4)
 
 
 def _canvas(picture: np.ndarray, source_size: tuple[int, int], output: tuple[int, int], interpolation: int) -> Canvas:
     """``picture`` (the source or its working image, at any scale) resized to the canvas of an ``output``."""
     size = canvas_size(source_size, output)
-    return Canvas(resize(picture, size, interpolation), size[1] / working_size(source_size)[1], output)
+    work_h, work_w = working_size(source_size)
+    return Canvas(resize(picture, size, interpolation), size[1] / work_w, size[0] / work_h, output)
 
 
 def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:

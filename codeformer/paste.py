@@ -34,36 +34,40 @@ def paste_faces(
     placements: Sequence[FacePlacement],
     scale: float,
     *,
+    scale_y: float | None = None,
     visibility: float = 1.0,
     feather: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend faces into ``background`` (working image x ``scale``, RGB uint8).
 
-    Returns the image as float32 0..255 (the official result before its uint8 cast) and the mask (H, W)
-    float32 0..1 of the pasted area.
+    ``scale_y``: the vertical scale when it differs from ``scale`` (a canvas whose rounded height is not exactly
+    ``scale`` times the working image's). Returns the image as float32 0..255 (the official result before its uint8
+    cast) and the mask (H, W) float32 0..1 of the pasted area.
     """
     out = background.astype(np.float32)
     total_mask = np.zeros(background.shape[:2], np.float32)
     for p in placements:
-        _paste_one(out, total_mask, p, scale, visibility, feather)
+        _paste_one(out, total_mask, p, scale, scale if scale_y is None else scale_y, visibility, feather)
     return out, total_mask
 
 
-def background_inverse(inverse: np.ndarray, scale: float, face_size: int) -> np.ndarray:
-    """Inverse affine from a ``face_size`` face to background pixels (official offsets)."""
-    m = inverse * scale
+def background_inverse(inverse: np.ndarray, scale: float, face_size: int, scale_y: float | None = None) -> np.ndarray:
+    """Inverse affine from a ``face_size`` face to background pixels (official offsets), the rows scaled by
+    ``scale`` (x) and ``scale_y`` (y, default ``scale``)."""
+    scales = np.array([scale, scale if scale_y is None else scale_y])
+    m = inverse * scales[:, None]
     if face_size != FACE_SIZE:  # face-upsampled: the face itself is already `scale` times larger
         m = m / scale
         m[:, 2] *= scale
     elif scale > 1:
-        m[:, 2] += 0.5 * scale  # official half-pixel offset for more precise back alignment
+        m[:, 2] += 0.5 * scales  # official half-pixel offset for more precise back alignment
     return m
 
 
-def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale: float, visibility: float,
-               feather: float) -> None:
+def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale: float, scale_y: float,
+               visibility: float, feather: float) -> None:
     size = p.face.shape[0]
-    m = background_inverse(p.inverse, scale, size)
+    m = background_inverse(p.inverse, scale, size, scale_y)
     roi = _footprint(m, size, out.shape[:2])
     if roi is None:
         return

@@ -209,8 +209,8 @@ def paste_on_canvases(
     results = []
     for index, canvas in enumerate(canvases):
         placements = [FacePlacement(pasted[p], face.inverse, masks[p]) for p, face in faces.for_image(index)]
-        image, mask = paste_faces(canvas.image, placements, canvas.scale, visibility=options.visibility,
-                                  feather=options.feather)
+        image, mask = paste_faces(canvas.image, placements, canvas.scale, scale_y=canvas.scale_y,
+                                  visibility=options.visibility, feather=options.feather)
         results.append(fit_output(PasteResult(image, mask), canvas))
     return results
 

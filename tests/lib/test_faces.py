@@ -127,7 +127,7 @@ def test_real_faces_align_near_template(models):
     assert crops.shape == (4, 512, 512, 3) and crops.dtype == np.uint8
 
 
-@pytest.mark.parametrize("scale", [1.0, 2.0])
+@pytest.mark.parametrize("scale", [1.0, 1.5, 2.0])  # at 1.5 the output is 1806x968: 968/645 is not 1.5
 def test_round_trip_of_unrestored_crops(models, scale):
     image = read_rgb("whole_02.png")
     found = find_faces(models.detector, [image])

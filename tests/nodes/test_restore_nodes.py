@@ -72,6 +72,19 @@ def test_modular_graph_equals_one_node(graphs):
     assert 0.0 < float(mask.max()) <= 1.0 and float(mask.min()) == 0.0
 
 
+def test_modular_graph_equals_one_node_at_a_non_integer_scale(nodes, models, source, graphs):
+    """At 1.5 the 491x310 source comes out 736x465 (736.5 rounded to even) through both graphs alike."""
+    m = models
+    (background,) = nodes["CodeFormerBackgroundUpsample"]().upsample(source, 1.5, 400, upscale_model=m["upscaler"])
+    image, mask = nodes["CodeFormerPasteBack"]().paste(background, graphs["faces"], graphs["restored"], 1.0, 1.0,
+                                                       "auto", face_parser=m["parser"], upscale_model=m["upscaler"])
+    one, one_mask, count = nodes["CodeFormerFaceRestore"]().restore(
+        source, m["codeformer"], m["detector"], FIDELITY, 1.5, True, "auto", **DETECT_BEST,
+        upscale_model=m["upscaler"], face_parser=m["parser"])
+    assert count == 1 and image.shape == one.shape == (1, 465, 736, 3)
+    assert torch.equal(image, one) and torch.equal(mask, one_mask)
+
+
 def test_detect_outputs(graphs, source):
     faces, crops, face_mask = graphs["faces"], graphs["crops"], graphs["face_mask"]
     assert len(faces) == 1 and faces.source_sizes == ((310, 491),)
