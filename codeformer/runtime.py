@@ -40,8 +40,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 # Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
-# CPU its speed is not worth that); the upscaler also on CPUs with native bf16 (continuous output, measured 0.5/255
-# mean difference); ParseNet nowhere (small network; class flips near ties move the mask edges).
+# CPU its speed is not worth that); the upscaler also on CPUs with native bf16 (its output is continuous, so bf16
+# only moves it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small network; class flips
+# near ties move the mask edges).
 AUTO_GPU = ("cuda",)
 AUTO_NATIVE = ("cuda", "cpu")
 AUTO_NEVER: tuple[str, ...] = ()
