@@ -9,8 +9,9 @@ Exit codes (the message is one ``error:`` line on stderr):
 - 2: bad arguments or unusable input: unknown option or value out of range, input missing, folder without
   images, two inputs with the same output name, an output that would overwrite an input or (without
   ``--overwrite``) an existing file, ``-o`` naming a file or a folder that cannot be written; or some inputs were
-  skipped, being unreadable or too large for the free memory at that ``--upscale`` (the others were restored and
-  written: each skipped file gets its own ``error:`` line).
+  skipped, being unreadable (damaged, not an image, not a regular file, declaring a size OpenCV will not decode or
+  the free memory cannot hold) or too large to restore in the free memory at that ``--upscale`` (the others were
+  restored and written: each skipped file gets its own ``error:`` line, then one line counts them).
 - 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image is left behind.
 
 Only the project's own errors (``codeformer.errors.CodeFormerError``), and running out of memory, are shown as
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
     r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
     r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
-    r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth", help="file in upscale_models (default RealESRGAN_x2plus.pth)")
+    r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth",
+                   help="file in upscale_models (default RealESRGAN_x2plus.pth)")
     r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
                    help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
                         "fastest there), on GPUs as large as free memory allows")

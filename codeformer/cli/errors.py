@@ -22,7 +22,7 @@ class OutputWriteError(CliError):
 
 
 class ImageReadError(InputError):
-    """An input path is missing, not a regular file, not a readable image, or a folder without images."""
+    """An input file cannot be read as an image: the message names the file and why (damaged, too large, ...)."""
 
 
 __all__ = ["CliError", "ImageReadError", "OutputWriteError"]

@@ -6,8 +6,8 @@ import errno
 import glob
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -40,7 +40,8 @@ def check_outputs(inputs: Sequence[Path], output: Path, save_faces: bool, overwr
         faces = sorted((output / "faces").glob(f"{glob.escape(path.stem)}_[0-9][0-9]_*.png")) if save_faces else []
         existing += [p for p in [target, *faces] if p.exists()]
     if existing and not overwrite:
-        shown = ", ".join(str(p) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        shown = ", ".join(str(p) for p in existing[:3]) + more
         raise CliError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace them, "
                        "or choose another output folder (-o)")
 

@@ -9,8 +9,8 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from ..restore import restore_faces
 from ..types import FACE_SIZE, FaceDetector
 from .args import check_restore_args, device_arg
 from .errors import ImageReadError
-from .images import InputImage, read_input
-from .inputs import find_inputs
+from .images import InputImage, Refuse, read_input
+from .inputs import Inputs, find_inputs
 from .memory import too_large
 from .outputs import (
     check_output_folder,
@@ -35,6 +35,9 @@ from .outputs import (
 )
 
 log = logging.getLogger("codeformer")
+
+OFFICIAL_FIDELITY = 0.5  # the official -w and -s defaults
+OFFICIAL_UPSCALE = 2.0
 
 
 class ModelFiles:
@@ -59,7 +62,7 @@ def run_restore(args: argparse.Namespace) -> int:
     inputs = find_inputs(args.inputs)
     device = device_arg(args.device)
     check_output_folder(args.output)
-    check_outputs(inputs, args.output, args.save_faces, args.overwrite)
+    check_outputs(inputs.images, args.output, args.save_faces, args.overwrite)
     created = make_output_folder(args.output)
     try:
         failed = _restore_all(args, inputs, device)
@@ -67,10 +70,10 @@ def run_restore(args: argparse.Namespace) -> int:
         if created:
             with contextlib.suppress(OSError):  # a run that wrote nothing leaves nothing behind
                 args.output.rmdir()  # (only an empty folder is removed)
-    return _report_skipped(failed, len(inputs))
+    return _report_skipped(failed, inputs.total)
 
 
-def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch.device) -> list[Path]:
+def _restore_all(args: argparse.Namespace, inputs: Inputs, device: torch.device) -> list[Path]:
     """Restore every input into ``args.output``; returns the inputs skipped (unreadable or too large for the
     memory; each reported)."""
     if device.type == "cuda":  # fixed 512 px faces and tiles: let cuDNN pick its fastest kernels
@@ -88,9 +91,11 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
     upscaler = None
     if given is not None and not args.aligned and given.uses_upscaler:  # a broken file stops the run before any image
         upscaler = models.load_upscaler(files.path(args.upscaler, "upscale_models"))
-    failed: list[Path] = []
-    for path in inputs:
-        source = _read_or_report(path, failed)
+    # refused by the size its header declares, before decoding (with --best-settings the upscale is known later)
+    refuse = None if given is None or args.aligned else lambda size: too_large(size, given.upscale)
+    failed = _report_not_files(inputs)
+    for path in inputs.images:
+        source = _read_or_report(path, failed, refuse)
         if source is None:
             continue
         image = source.rgb
@@ -103,14 +108,14 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
             upscaler = models.load_upscaler(files.path(args.upscaler, "upscale_models"))
         why = None if args.aligned else too_large(image.shape[:2], settings.upscale)
         if why:
-            _skip(path, why, failed)
+            _skip(failed, path, f"{path}: {why}")
             continue
         if args.aligned:
             if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
                 log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
                             "--has_aligned)", path, image.shape[1], image.shape[0])
-            restored = restore_faces(codeformer, [image], settings.fidelity, device=device)[0]
-            write_output(restored, args.output / f"{path.stem}.png", inputs, source.alpha)
+            restored = restore_faces(codeformer, [image], _fidelity(args), device=device)[0]
+            write_output(restored, args.output / f"{path.stem}.png", inputs.images, source.alpha)
             continue
         assert detector is not None  # loaded unless --aligned
         with _progress(path.name) as on_progress:
@@ -118,19 +123,24 @@ def _restore_all(args: argparse.Namespace, inputs: Sequence[Path], device: torch
                                     tile=args.tile, batch_size=args.batch_size, device=device,
                                     precision=args.precision, on_progress=on_progress)
         log.info("%s: %d face(s)", path.name, len(result.faces))
-        write_output(result.images[0].image, args.output / f"{path.stem}.png", inputs, source.alpha)
+        write_output(result.images[0].image, args.output / f"{path.stem}.png", inputs.images, source.alpha)
         if args.save_faces:
             for i, (crop, face) in enumerate(zip(result.crops, result.restored, strict=True)):
-                write_output(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs)
-                write_output(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs)
+                write_output(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs.images)
+                write_output(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs.images)
     return failed
+
+
+def _fidelity(args: argparse.Namespace) -> float:
+    """``--fidelity``, or the official default."""
+    return OFFICIAL_FIDELITY if args.fidelity is None else args.fidelity
 
 
 def _given_settings(args: argparse.Namespace, options: DetectOptions) -> RestoreSettings:
     """The settings of the command line (with the official defaults -w 0.5 -s 2)."""
     face_upsample = args.face_upsample_mode or ("always" if args.face_upsample else "off")
-    return RestoreSettings(0.5 if args.fidelity is None else args.fidelity,
-                           2.0 if args.upscale is None else args.upscale, args.background_enhance, options,
+    return RestoreSettings(_fidelity(args), OFFICIAL_UPSCALE if args.upscale is None else args.upscale,
+                           args.background_enhance, options,
                            PasteOptions(face_upsample=face_upsample))
 
 
@@ -162,36 +172,45 @@ def run_advise(args: argparse.Namespace) -> int:
     inputs = find_inputs(args.inputs)
     device = device_arg(args.device)
     detector = ModelFiles(args.models_dir, args.offline).detector(args.detector)
-    failed: list[Path] = []
-    for path in inputs:
+    failed = _report_not_files(inputs)
+    for path in inputs.images:
         source = _read_or_report(path, failed)
         if source is not None:
             advice = advise_image(source.rgb, detector, source=args.source, device=device)
             print(json.dumps({"image": str(path), **advice.as_dict()}))
-    return _report_skipped(failed, len(inputs))
+    return _report_skipped(failed, inputs.total)
 
 
-def _read_or_report(path: Path, failed: list[Path]) -> InputImage | None:
+def _report_not_files(inputs: Inputs) -> list[Path]:
+    """Print the entries skipped for not being files (FIFOs, devices, broken links); returns them."""
+    failed: list[Path] = []
+    for path, why in inputs.skipped:
+        _skip(failed, path, f"{path} {why}")
+    return failed
+
+
+def _read_or_report(path: Path, failed: list[Path], refuse: Refuse | None = None) -> InputImage | None:
     """The image, or None after printing why it cannot be read (``path`` is added to ``failed``)."""
     try:
-        source = read_input(path)
+        source = read_input(path, refuse)
     except ImageReadError as error:
-        print(f"error: {error}; skipped", file=sys.stderr)
-        failed.append(path)
+        _skip(failed, path, str(error))
         return None
     for note in source.notes:
         log.warning("%s: %s", path, note)
     return source
 
 
-def _skip(path: Path, why: str, failed: list[Path]) -> None:
-    print(f"error: {path}: {why}; skipped", file=sys.stderr)
+def _skip(failed: list[Path], path: Path, message: str) -> None:
+    """Print the one ``error:`` line of a skipped input (``message`` names it) and add it to ``failed``."""
+    print(f"error: {message}; skipped", file=sys.stderr)
     failed.append(path)
 
 
 def _report_skipped(failed: Sequence[Path], total: int) -> int:
+    """The exit code; a summary after the skipped inputs' own lines (not an ``error:`` line: one per bad file)."""
     if not failed:
         return 0
     rest = "nothing was processed" if len(failed) == total else "the others were processed"
-    print(f"error: {len(failed)} of {total} input(s) were skipped (see above); {rest}", file=sys.stderr)
+    print(f"{len(failed)} of {total} input(s) were skipped (see the errors above); {rest}", file=sys.stderr)
     return 2

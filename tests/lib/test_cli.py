@@ -100,7 +100,7 @@ def test_bad_inputs(models_dir, tmp_path, capsys):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     assert main(["restore", str(tmp_path / "junk.png"), *args, "--aligned"]) == 2
     err = capsys.readouterr().err
-    assert "not a readable image" in err and "1 of 1 input(s) were skipped (see above); nothing was" in err
+    assert "not a readable image" in err and "1 of 1 input(s) were skipped (see the errors above); nothing was" in err
 
 
 def test_never_overwrites_inputs(models_dir, tmp_path, capsys):
@@ -173,7 +173,7 @@ def test_cli_out_of_memory_exit_1(models_dir, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_interrupt_exit_130_leaves_no_partial_file(models_dir, tmp_path, capsys, monkeypatch):
-    def interrupted(path):
+    def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run, "read_input", interrupted)
@@ -205,7 +205,7 @@ def test_unexpected_exception_prints_a_traceback(models_dir, tmp_path):
     """As a user sees it: ``python -m codeformer`` ends with the traceback of the bug (Python's exit code 1)."""
     shutil.copy(IMAGES / "aligned_0240.png", tmp_path / "face.png")
     script = ("import sys, codeformer.cli.run as run\n"
-              "run.read_input = lambda path: {}['no such key']\n"
+              "run.read_input = lambda *args: {}['no such key']\n"
               "from codeformer.cli import main\n"
               f"sys.exit(main({_aligned_run(models_dir, tmp_path)!r}))\n")
     root = Path(cli.__file__).resolve().parents[2]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
+import pytest
+
 from helpers import cli_args, gradient
 
 from codeformer.cli import main
-from codeformer.cli.inputs import find_inputs
+from codeformer.cli.inputs import Inputs, find_inputs
 from codeformer.cli.outputs import write_image
 
 
@@ -13,7 +18,7 @@ def test_cli_inputs_in_order_each_once(tmp_path):
     for name in ("b.png", "a.png"):
         write_image(tmp_path / name, gradient(8, 8))
     named = [str(tmp_path / "b.png"), str(tmp_path), str(tmp_path / "b.png")]  # b, then the folder (a, b), b again
-    assert find_inputs(named) == [tmp_path / "b.png", tmp_path / "a.png"]
+    assert find_inputs(named) == Inputs((tmp_path / "b.png", tmp_path / "a.png"))
 
 
 def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
@@ -22,3 +27,36 @@ def test_cli_folder_without_images_exit_2(models_dir, tmp_path, capsys):
     assert main(["restore", str(tmp_path / "docs"), *cli_args(models_dir, tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "docs" in err and "has no images" in err and ".png" in err
+
+
+def _odd_entries(folder) -> dict[str, str]:
+    """A FIFO, a socket, a link to a character device, a broken link and a link loop in ``folder``: name -> kind."""
+    os.mkfifo(folder / "pipe.png")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "sock"))  # any name: not an image either way, but not passed over in silence
+    os.symlink("/dev/null", folder / "null.jpg")
+    os.symlink(folder / "gone.png", folder / "dangling.png")
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    return {"pipe.png": "is a FIFO (named pipe), not an image file", "sock": "is a socket, not an image file",
+            "null.jpg": "is a character device, not an image file",
+            "dangling.png": f"is a broken link (to {folder / 'gone.png'})",
+            "loop.png": "cannot be looked at (Too many levels of symbolic links)"}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX file kinds")
+def test_entries_that_are_not_files_are_skipped_by_name_never_opened(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    odd = _odd_entries(folder)
+    write_image(folder / "good.png", gradient(8, 8))
+    (folder / "notes.txt").write_text("not an image")  # other files: not inputs, as before
+    (folder / "sub").mkdir()  # folders are not entered (not recursive) and not reported
+    (folder / ".hidden.png").write_bytes(b"")
+    inputs = find_inputs([str(folder), str(folder / "pipe.png")])  # a FIFO named directly: skipped once
+    assert inputs.images == (folder / "good.png",)
+    assert dict(inputs.skipped) == {folder / name: why for name, why in odd.items()}
+    assert inputs.total == 1 + len(odd)
+    only_odd = tmp_path / "odd"
+    only_odd.mkdir()
+    os.mkfifo(only_odd / "pipe.png")
+    assert find_inputs([str(only_odd)]) == Inputs((), ((only_odd / "pipe.png", odd["pipe.png"]),))

@@ -16,13 +16,16 @@ def test_cli_skips_an_image_too_large_for_the_free_memory(models_dir, tmp_path, 
     assert main(["restore", str(tmp_path / "big.png"), str(tmp_path / "small.png"),
                  *cli_args(models_dir, tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'big.png'}: restoring it at --upscale 2 needs about 0.1 GB" in err
+    assert f"{tmp_path / 'big.png'}: restoring its 800x600 pixels at --upscale 2 needs about 0.1 GB" in err
     assert "use --upscale 1.9 or less; skipped" in err and "1 of 2 input(s) were skipped" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
     assert main(["restore", str(tmp_path / "big.png"), *cli_args(models_dir, tmp_path / "out"), "-s", "1.9"]) == 0
-    monkeypatch.setattr(memory, "available_host_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 1_000_000)  # read, but not restored
     assert main(["restore", str(tmp_path / "small.png"), *cli_args(models_dir, tmp_path / "o2"), "-s", "1"]) == 2
     assert "it does not fit even at --upscale 1" in capsys.readouterr().err
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 1000)  # not even read
+    assert main(["restore", str(tmp_path / "small.png"), *cli_args(models_dir, tmp_path / "o2"), "-s", "1"]) == 2
+    assert "small.png: its header declares 80x60 pixels: reading it needs about 0.0 GB" in capsys.readouterr().err
     monkeypatch.setattr(memory, "available_host_memory", lambda: None)  # the system does not say: no check
     assert main(["restore", str(tmp_path / "small.png"), *cli_args(models_dir, tmp_path / "o3"), "-s", "8"]) == 0
 
