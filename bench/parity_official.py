@@ -5,8 +5,8 @@
 Runs ``tools/official/run_official.sh`` and ``python -m codeformer restore --precision fp32`` with ``-w 0.5 -s 2``
 (``--full``: with ``--bg_upsampler realesrgan --face_upsample`` / ``--background-enhance --face-upsample``) on the
 random weights of ``tools/official/make_weights.py`` (``--weights``, default ``$CF_WEIGHTS`` or
-/tmp/official-weights/seed0) and prints per image: faces kept by each, max difference, equal pixels, PSNR, and how many aligned crops and
-restored 512 px faces are identical to the official ones.
+/tmp/official-weights/seed0) and prints per image: faces kept by each, max difference, equal pixels, PSNR, and how
+many aligned crops and restored 512 px faces are identical to the official ones.
 The official code writes sources with a short side under 512 at their enlarged size: those outputs are area-resized
 to ours (input x upscale) first. Inputs other than PNG/JPEG are converted to PNG (the official script takes no others).
 """

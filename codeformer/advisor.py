@@ -36,7 +36,7 @@ SHOTS = ("close_up", "medium", "wide", "no_face")
 # of 0.34-0.39. At 0.15 the face crop CodeFormer repaints covers ~40% of the frame: head-and-shoulders and tighter.
 CLOSE_UP_SHARE = 0.15
 # A head is about 1/7-1/8 of a standing body, so a full-length figure gives a box side ~1/7 of the frame or less
-# (share <= 0.02); measured full-length shots and scenes: 0.004-0.018, waist-up and 3/4 shots: 0.023-0.10.
+# (share <= 0.02; the shares measured on real shots are in docs/best_settings.md).
 WIDE_SHARE = 0.02
 # "Several people": a group of this many faces is a wide shot even when the largest face is medium-sized.
 GROUP_FACES = 3

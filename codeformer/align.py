@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .errors import InputError
 from .types import FACE_SIZE
 
 # FFHQ template for 512x512 faces: left eye, right eye, nose, left and right mouth corners (x, y).
@@ -27,7 +28,8 @@ def estimate_affine(landmarks: np.ndarray) -> np.ndarray:
     if affine is None:  # degenerate landmarks (all on one point): fall back to least squares
         affine = cv2.estimateAffinePartial2D(landmarks, FFHQ_TEMPLATE_512, method=0)[0]
     if affine is None:
-        raise ValueError("could not align a face: its 5 landmarks are degenerate")
+        raise InputError("could not align a face: its 5 landmarks are degenerate (all on one point); the detector "
+                         "file may be damaged, or raise the detection confidence")
     return affine
 
 

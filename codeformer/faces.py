@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from .align import estimate_affine, invert_affine, warp_face
 from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, detect_faces, select_faces
 from .image import is_gray, to_working
-from .types import FACE_SIZE, Face, FaceDetector, Faces
+from .types import FACE_SIZE, Face, FaceDetector, Faces, Interrupt
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def find_faces(
     options: DetectOptions = DetectOptions(),
     *,
     device: torch.device | str = "cpu",
-    check_interrupt: Callable[[], None] | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> FoundFaces:
     """Detect, select and align the faces of every ``(H, W, 3)`` RGB uint8 image."""
     faces: list[Face] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from .image import resize
 from .runtime import AUTO_NEVER, auto_batch_size, bf16_autocast, memory_format, run_in_batches, use_bf16
-from .types import FACE_SIZE, FaceParser
+from .types import FACE_SIZE, FaceParser, Interrupt
 
 # ParseNet classes kept in the paste mask (official MASK_COLORMAP): 1-13 (skin, brows, eyes, nose, lips...) and 15.
 KEEP_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
@@ -26,7 +26,7 @@ def parse_masks(
     device: torch.device | str = "cpu",
     batch_size: int | None = None,
     precision: str = "auto",
-    check_interrupt: Callable[[], None] | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> list[np.ndarray]:
     """Soft face masks ``(512, 512)`` float64 0..1 for restored faces (RGB uint8, any square size).
 

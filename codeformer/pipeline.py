@@ -7,7 +7,7 @@ batches a few images at a time. Images are numpy ``(H, W, 3)`` RGB uint8 (the of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,7 @@ from .faces import DetectOptions, find_faces
 from .parse import parse_masks
 from .paste import FacePlacement, paste_faces
 from .restore import Fidelity, restore_found_faces
-from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces
+from .types import FACE_SIZE, CodeFormerModel, Face, FaceDetector, FaceParser, Faces, Interrupt, Progress
 from .upsample import AUTO_TILE, upscale_image
 
 FACE_UPSAMPLE_MODES = ("off", "auto", "always")
@@ -39,6 +39,11 @@ class PasteOptions:
             raise InputError(f"face_upsample must be one of {', '.join(FACE_UPSAMPLE_MODES)}, "
                              f"got {self.face_upsample!r}")
 
+    @property
+    def uses_upscaler(self) -> bool:
+        """Whether faces are upscaled (with the upscaler, where one is given) before they are pasted."""
+        return self.face_upsample != "off"
+
 
 @dataclass(frozen=True)
 class RestoreSettings:
@@ -54,7 +59,7 @@ class RestoreSettings:
     @property
     def uses_upscaler(self) -> bool:
         """Whether these settings run an upscaler (background enhance or face upsample)."""
-        return self.background_enhance or self.paste.face_upsample != "off"
+        return self.background_enhance or self.paste.uses_upscaler
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,8 @@ def restore_images(
     precision: str | None = None,
     tile: int = AUTO_TILE,
     batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> RestoreResult:
     """Restore every face of every image and paste it back into the image enlarged by ``settings.upscale``.
 
@@ -142,14 +147,14 @@ def upscale_backgrounds(
     tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
     precision: str = "auto",
-    on_progress: Callable[[int, int], None] | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> list[np.ndarray]:
     """Each image upscaled to exactly ``round(W*scale) x round(H*scale)`` (model, else bilinear).
 
     ``on_progress(done, total)`` counts tiles over the whole batch (its images have one size, as in ComfyUI).
     """
-    def tiles_of(index: int) -> Callable[[int, int], None] | None:
+    def tiles_of(index: int) -> Progress | None:
         if on_progress is None:
             return None
         return lambda done, total: on_progress(index * total + done, len(images) * total)
@@ -196,11 +201,11 @@ def paste_on_canvases(
     tile: int = AUTO_TILE,
     device: torch.device | str = "cpu",
     precision: str = "auto",
-    check_interrupt: Callable[[], None] | None = None,
+    check_interrupt: Interrupt | None = None,
 ) -> list[PasteResult]:
     """Face upsample -> parse -> paste, for the faces of every image onto its canvas (official paste-back)."""
-    upsampler = upscaler if options.face_upsample != "off" else None
-    pasted = [_as_pasted(upsampler, options.face_upsample, face, restored[position], canvases[face.source_index],
+    upsampler = upscaler if options.uses_upscaler else None
+    pasted = [face_to_paste(upsampler, options.face_upsample, face, restored[position], canvases[face.source_index],
                          tile=tile, device=device, precision=precision, check_interrupt=check_interrupt)
               for position, face in enumerate(faces.faces)]
     masks: Sequence[np.ndarray | None] = [None] * len(pasted)
@@ -221,7 +226,7 @@ def face_paste_size(face: Face, scale: float) -> float:
     return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
 
 
-def _as_pasted(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, canvas: Canvas,
+def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, canvas: Canvas,
                **upscale_kwargs) -> np.ndarray:
     """The restored crop as it is pasted: upscaled to the canvas scale where ``mode`` asks (auto: only faces pasted
     larger than the 512 crop), else the 512 crop itself."""

@@ -11,14 +11,12 @@ import torch
 from .errors import InputError
 from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
 from .runtime import auto_batch_size, bf16_autocast, memory_format, retry_smaller, run_in_batches, use_bf16
-from .types import FACE_SIZE, CodeFormerModel, Face, Faces
+from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt, Progress
 
 log = logging.getLogger(__name__)
 
 # Faces copied to the device (and back) together: 256 crops are ~200 MB each way as uint8.
 TRANSFER_CHUNK = 256
-Progress = Callable[[int, int], None]
-Interrupt = Callable[[], None]
 Fidelity = float | Callable[[Face], float]  # one value, or a rule giving each face its own
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 import torch
 
 from .errors import InputError, OutOfMemory
+from .types import Interrupt
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def run_in_batches(
     batch_size: int,
     *,
     on_done: Callable[[int], None] | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    check_interrupt: Interrupt | None = None,
     what: str = "the model",
 ) -> None:
     """Call ``fn`` on consecutive batches of ``items``; the batch halves on out-of-memory, down to 1, and stays

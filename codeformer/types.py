@@ -6,6 +6,7 @@ the domain the official CodeFormer pipeline works in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import torch
 from .geometry import working_scale, working_size
 
 FACE_SIZE = 512
+
+Progress = Callable[[int, int], None]  # on_progress(done, total)
+Interrupt = Callable[[], None]  # check_interrupt(): raises to cancel (ComfyUI's Cancel, Ctrl+C)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Face:
 
     Coordinates are in the *working* image: the source enlarged so that its short side is at least
     512 px (``working_scale`` >= 1), as the official pipeline does before detection, unless that would make its
-    long side exceed 4096 px (see :func:`working_scale`).
+    long side exceed 4096 px (see :func:`~codeformer.geometry.working_scale`).
     """
 
     source_index: int

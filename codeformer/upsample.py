@@ -14,11 +14,10 @@ from spandrel import ImageModelDescriptor
 from .geometry import target_size
 from .image import resize
 from .runtime import AUTO_NATIVE, bf16_autocast, free_cuda_memory, memory_format, retry_smaller, use_bf16
+from .types import Interrupt, Progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-Interrupt = Callable[[], None]
 
 # The official --bg_tile, used on the CPU: it is also the fastest size there (larger tiles fall out of the caches;
 # figures: bench/measured/README.md).
@@ -26,8 +25,8 @@ DEFAULT_TILE = 400
 AUTO_TILE = 0  # tile=0: DEFAULT_TILE on the CPU, on GPUs as large as free memory allows (see auto_tile)
 TILE_PAD = 40  # official RealESRGANer tile_pad
 MIN_TILE = 64
-# Peak activation memory of Real-ESRGAN x2 per input pixel, measured on the CPU (256-480 px tiles): 2.4 KB in fp32,
-# 1.25 KB in bf16. Stated per unit of scale^2 (an x4 RRDB runs its body at 4x the pixels of the x2 one).
+# Peak activation memory of Real-ESRGAN x2 per input pixel in fp32 and bf16, measured (bench/measured/README.md),
+# stated per unit of scale^2 (an x4 RRDB runs its body at 4x the pixels of the x2 one).
 BYTES_PER_PIXEL = {False: 2400 / 4, True: 1250 / 4}
 GPU_MARGIN = 1.5  # cuDNN workspaces and allocator slack
 

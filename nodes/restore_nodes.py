@@ -179,7 +179,7 @@ class CodeFormerPasteBack:
             return (rgb.to(output_device(), torch.float32).clamp(0.0, 1.0), mask)
         options = PasteOptions(face_upsample, visibility, feather)
         # auto is the default: without an upscaler it quietly resizes; only an explicit always is warned about
-        upscaler = _used_upscaler(upscale_model, face_upsample != "off", warn_missing=face_upsample == "always")
+        upscaler = _used_upscaler(upscale_model, options.uses_upscaler, warn_missing=face_upsample == "always")
         device = load_on_device(face_parser.module if face_parser is not None else None,
                                 upscaler.model if upscaler is not None else None)
         out = ResultBatch(len(background))

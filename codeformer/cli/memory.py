@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-from ..geometry import target_size, working_size
+from ..geometry import canvas_size, target_size
 from ..runtime import available_host_memory
 
 # Peak host memory of restoring one whole image, per pixel of its output (or of its paste canvas, for sources with a
-# short side under 512): numpy arrays measured with tracemalloc, 24.6 B for whole_02.png at -s 4; rounded up.
+# short side under 512), rounded up from a measurement (bench/measured/README.md).
 BYTES_PER_OUTPUT_PIXEL = 28
 # Peak host memory of reading one image, per pixel, beside the file's bytes: OpenCV's BGR decode and our RGB copy,
-# and for files with transparency PIL's RGBA decode, its copies and the alpha plane. Measured (ru_maxrss, 4000x4000
-# random PNG, file bytes included): 9.1 B for RGB, 15.1 B for RGBA; rounded up.
+# and for files with transparency PIL's RGBA decode, its copies and the alpha plane; rounded up from a measurement.
 DECODE_BYTES_PER_PIXEL = 16
 
 
@@ -22,7 +21,8 @@ def too_large(size: tuple[int, int], upscale: float) -> str | None:
     available = available_host_memory()
     if available is None:
         return None
-    pixels = max(h * w for h, w in (target_size(size, upscale), target_size(working_size(size), upscale)))
+    output = target_size(size, upscale)
+    pixels = max(h * w for h, w in (output, canvas_size(size, output)))  # a small source is pasted on a larger canvas
     need = pixels * BYTES_PER_OUTPUT_PIXEL
     if need <= available:
         return None

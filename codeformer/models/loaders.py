@@ -15,6 +15,7 @@ from pathlib import Path
 import spandrel
 import torch
 
+from ..errors import InputError
 from ..types import CodeFormerModel, FaceDetector, FaceParser
 from .catalog import DETECTORS, KNOWN_FILES, redownload_hint
 from .checkpoint import load_state_dict
@@ -171,7 +172,7 @@ def load_detector(path: Path, name: str | None = None) -> FaceDetector:
 
     path = Path(path)
     if name is not None and name not in DETECTORS:
-        raise ValueError(f"Unknown detector name {name!r}; use one of {sorted(DETECTORS)}.")
+        raise InputError(f"Unknown detector name {name!r}; use one of {sorted(DETECTORS)}.")
     sd = load_state_dict(path)
     kind = _detector_kind(sd)
     if kind is None:

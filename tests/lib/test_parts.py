@@ -22,7 +22,7 @@ def test_restore_in_parts_equals_one_call(frames, detector, monkeypatch):
     settings = RestoreSettings(upscale=1.0)
     whole = restore_images(frames, networks, settings)
     h, w = frames[0].shape[:2]
-    monkeypatch.setattr(parts, "PIXELS_PER_RUN", 2 * h * w)  # two images per part
+    monkeypatch.setattr(parts, "PIXELS_PER_PART", 2 * h * w)  # two images per part
     seen = []
     got = list(parts.restore_in_parts(frames, networks, settings, on_progress=lambda d, t: seen.append((d, t))))
     assert [p.start for p in got] == [0, 2] and [len(p.images) for p in got] == [2, 1]
@@ -39,7 +39,7 @@ def test_paste_in_parts_renumbers_each_parts_faces(frames, detector, monkeypatch
     options = PasteOptions()
     whole = paste_back(frames, found.faces, found.crops, options)
     h, w = frames[0].shape[:2]
-    monkeypatch.setattr(parts, "PIXELS_PER_RUN", h * w)  # one image per part
+    monkeypatch.setattr(parts, "PIXELS_PER_PART", h * w)  # one image per part
     got = list(parts.paste_in_parts(frames, found.faces, found.crops, options))
     assert [p.start for p in got] == [0, 1, 2]
     assert [len(p.faces.source_sizes) for p in got] == [1, 1, 1]

@@ -441,12 +441,12 @@ def test_long_batch_runs_a_few_images_at_a_time(nodes, lib, detector, fake, phot
                                                         **DETECT)
 
     whole, whole_mask, whole_count = one_node()
-    assert lib.parts.images_per_run((48, 64), 2.0) >= 3  # one run
+    assert lib.parts.images_per_part((48, 64), 2.0) >= 3  # one run
     calls = []
     real = lib.parts.restore_images
     monkeypatch.setattr(lib.parts, "restore_images",
                         lambda images, *args, **kw: calls.append(len(images)) or real(images, *args, **kw))
-    monkeypatch.setattr(lib.parts, "PIXELS_PER_RUN", 96 * 128 * 2)  # two output images per run
+    monkeypatch.setattr(lib.parts, "PIXELS_PER_PART", 96 * 128 * 2)  # two output images per run
     runs, runs_mask, runs_count = one_node()
     assert calls == [2, 1] and whole_count == runs_count > 0
     assert torch.equal(runs, whole) and torch.equal(runs_mask, whole_mask)
@@ -457,9 +457,9 @@ def test_long_batch_runs_a_few_images_at_a_time(nodes, lib, detector, fake, phot
     faces, crops, _, _ = nodes["CodeFormerFaceDetect"]().detect(image, detector, **DETECT)
     (restored,) = nodes["CodeFormerRestore"]().restore(fake(shift=0.3), crops, 0.5, detected_faces=faces)
     paste = nodes["CodeFormerPasteBack"]().paste
-    monkeypatch.setattr(lib.parts, "PIXELS_PER_RUN", 10**9)
+    monkeypatch.setattr(lib.parts, "PIXELS_PER_PART", 10**9)
     whole = paste(image, faces, restored, 1.0, 1.0, "off")
-    monkeypatch.setattr(lib.parts, "PIXELS_PER_RUN", 48 * 64)  # one image per run
+    monkeypatch.setattr(lib.parts, "PIXELS_PER_PART", 48 * 64)  # one image per run
     parts = paste(image, faces, restored, 1.0, 1.0, "off")
     assert {f.source_index for f in faces.faces} == {0, 2} and float(whole[1][0].max()) > 0.5
     assert torch.equal(parts[0], whole[0]) and torch.equal(parts[1], whole[1])
