@@ -22,7 +22,6 @@ from .types import Faces, Progress
 PIXELS_PER_PART = 64 * 2**20
 
 
-
 @dataclass(frozen=True)
 class Part:
     """The results of images ``start``, ``start + 1``, ... of a long batch."""

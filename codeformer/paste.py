@@ -47,7 +47,7 @@ def paste_faces(
     out = background.astype(np.float32)
     total_mask = np.zeros(background.shape[:2], np.float32)
     for p in placements:
-        _paste_one(out, total_mask, p, scale, scale if scale_y is None else scale_y, visibility, feather)
+        _paste_one(out, total_mask, p, scale, scale_y, visibility, feather)
     return out, total_mask
 
 
@@ -64,7 +64,7 @@ def background_inverse(inverse: np.ndarray, scale: float, face_size: int, scale_
     return m
 
 
-def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale: float, scale_y: float,
+def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale: float, scale_y: float | None,
                visibility: float, feather: float) -> None:
     size = p.face.shape[0]
     m = background_inverse(p.inverse, scale, size, scale_y)

@@ -118,9 +118,9 @@ def restore_images(
                                    batch_size=batch_size, precision=precision, on_progress=step,
                                    check_interrupt=check_interrupt)
     bg_model = networks.upscaler if settings.background_enhance else None
-    canvases = [image_canvas(image, settings.upscale, bg_model, has_faces=bool(faces.for_image(index)), tile=tile,
-                             device=device, precision=precision, check_interrupt=check_interrupt)
-                for index, image in enumerate(images)]
+    canvases = [image_canvas(image, settings.upscale, bg_model, has_faces=bool(members), tile=tile, device=device,
+                             precision=precision, check_interrupt=check_interrupt)
+                for image, members in zip(images, faces.by_image(), strict=True)]
     step(len(faces) + len(images))
     results = paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,
                                 upscaler=networks.upscaler, tile=tile, device=device, precision=precision,
@@ -185,8 +185,8 @@ def paste_back(
     ``paste_kwargs`` are those of ``paste_on_canvases`` (parser, upscaler, tile, device, precision, check_interrupt).
     """
     check_paste_inputs(len(backgrounds), faces, len(restored))
-    canvases = [background_canvas(bg, faces.source_sizes[i], index=i, has_faces=bool(faces.for_image(i)))
-                for i, bg in enumerate(backgrounds)]
+    canvases = [background_canvas(bg, faces.source_sizes[i], index=i, has_faces=bool(members))
+                for i, (bg, members) in enumerate(zip(backgrounds, faces.by_image(), strict=True))]
     return paste_on_canvases(canvases, faces, restored, options, **paste_kwargs)
 
 
@@ -212,8 +212,8 @@ def paste_on_canvases(
     if parser is not None and pasted:
         masks = parse_masks(parser, pasted, device=device, precision=precision, check_interrupt=check_interrupt)
     results = []
-    for index, canvas in enumerate(canvases):
-        placements = [FacePlacement(pasted[p], face.inverse, masks[p]) for p, face in faces.for_image(index)]
+    for canvas, members in zip(canvases, faces.by_image(), strict=True):
+        placements = [FacePlacement(pasted[p], face.inverse, masks[p]) for p, face in members]
         image, mask = paste_faces(canvas.image, placements, canvas.scale, scale_y=canvas.scale_y,
                                   visibility=options.visibility, feather=options.feather)
         results.append(fit_output(PasteResult(image, mask), canvas))

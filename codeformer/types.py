@@ -111,6 +111,13 @@ class Faces:
         """(position in ``faces``, face) for the faces of source image ``index``."""
         return [(i, f) for i, f in enumerate(self.faces) if f.source_index == index]
 
+    def by_image(self) -> list[list[tuple[int, Face]]]:
+        """``for_image`` of every source image, in one pass over the faces (a long batch asks for all of them)."""
+        groups: list[list[tuple[int, Face]]] = [[] for _ in self.source_sizes]
+        for i, face in enumerate(self.faces):
+            groups[face.source_index].append((i, face))
+        return groups
+
     def of_images(self, start: int, stop: int) -> tuple[Faces, list[int]]:
         """The faces of source images ``start..stop-1`` as a batch of their own (images numbered from 0), and
         their positions in ``faces``."""

@@ -233,3 +233,10 @@ def test_background_of_another_picture_is_refused(models):
     wrong = np.zeros((image.shape[0], image.shape[1] * 2, 3), np.uint8)  # same width ratio? no: twice as wide
     with pytest.raises(ValueError, match="not the same picture"):
         paste_back([wrong], faces, crops)
+
+
+def test_by_image_groups_faces_as_for_image(models):
+    images = [read_rgb("whole_00.jpg"), np.full((300, 400, 3), 90, np.uint8), read_rgb("whole_02.png")]
+    faces = find_faces(models.detector, images).faces
+    assert faces.by_image() == [faces.for_image(i) for i in range(3)]
+    assert [len(group) for group in faces.by_image()] == [4, 0, 4]
