@@ -70,6 +70,7 @@ class Face:
     inverse: np.ndarray = field(repr=False)  # (2, 3) 512 crop -> working image
     source_size: tuple[int, int]  # (height, width) of the source image
     is_gray: bool
+    track: int | None = None  # the face's track across consecutive frames (temporal processing), else None
 
     @property
     def source_box(self) -> tuple[float, float, float, float]:
