@@ -5,16 +5,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from .align import estimate_affine, invert_affine, warp_face
-from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, detect_faces, select_faces
+from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, Detection, detect_faces, select_faces
 from .image import is_gray, to_working
 from .types import FACE_SIZE, Face, FaceDetector, Faces, Interrupt
 
 log = logging.getLogger(__name__)
+
+
+class Located(Protocol):
+    """Where a face is in the working image: a detection, or a tracked face with smoothed landmarks."""
+
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def landmarks(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -50,20 +62,39 @@ def find_faces(
     for index, source in enumerate(images):
         if check_interrupt is not None:
             check_interrupt()
-        working = to_working(source)
-        found = detect_faces(detector, working, confidence=options.confidence, nms_threshold=options.nms_threshold,
-                             min_eye_distance=options.min_eye_distance, device=device)
-        chosen = select_faces(found, working.shape[:2], options.selection, options.max_faces)
-        gray = is_gray(source) if chosen else False  # official: measured on the source, before the enlargement
-        for det in chosen:
-            affine = estimate_affine(det.landmarks)
-            crops.append(warp_face(working, affine))
-            faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks,
-                              affine=affine, inverse=invert_affine(affine), source_size=source.shape[:2],
-                              is_gray=gray))
-        log.info("image %d: %d face(s) found, %d kept", index, len(found), len(chosen))
-    stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+        working, chosen = detect_image(detector, source, options, device=device)
+        found = align_faces(source, working, index, chosen)
+        log.info("image %d: %d face(s) kept", index, len(chosen))
+        faces += found.faces.faces
+        crops.append(found.crops)
+    stacked = np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     return FoundFaces(Faces(tuple(faces), tuple(image.shape[:2] for image in images)), stacked)
 
 
-__all__ = ["DetectOptions", "FoundFaces", "find_faces"]
+def detect_image(detector: FaceDetector, source: np.ndarray, options: DetectOptions = DetectOptions(), *,
+                 device: torch.device | str = "cpu") -> tuple[np.ndarray, list[Detection]]:
+    """The working image of ``source`` and its selected detections (working-image pixels)."""
+    working = to_working(source)
+    found = detect_faces(detector, working, confidence=options.confidence, nms_threshold=options.nms_threshold,
+                         min_eye_distance=options.min_eye_distance, device=device)
+    chosen = select_faces(found, working.shape[:2], options.selection, options.max_faces)
+    log.debug("%d face(s) found, %d kept", len(found), len(chosen))
+    return working, chosen
+
+
+def align_faces(source: np.ndarray, working: np.ndarray, index: int, detections: Sequence[Located],
+                tracks: Sequence[int | None] | None = None) -> FoundFaces:
+    """The faces of one image (number ``index`` of its batch) at ``detections``, aligned from their landmarks:
+    a batch of one image, its faces numbered ``index``."""
+    gray = is_gray(source) if detections else False  # official: measured on the source, before the enlargement
+    faces, crops = [], []
+    for det, track in zip(detections, tracks or [None] * len(detections), strict=True):
+        affine = estimate_affine(det.landmarks)
+        crops.append(warp_face(working, affine))
+        faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks, affine=affine,
+                          inverse=invert_affine(affine), source_size=source.shape[:2], is_gray=gray, track=track))
+    stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    return FoundFaces(Faces(tuple(faces), (source.shape[:2],)), stacked)
+
+
+__all__ = ["DetectOptions", "FoundFaces", "Located", "align_faces", "detect_image", "find_faces"]

@@ -117,16 +117,21 @@ def restore_images(
     restored = restore_found_faces(networks.restorer, faces, found.crops, settings.fidelity, device=device,
                                    batch_size=batch_size, precision=precision, on_progress=step,
                                    check_interrupt=check_interrupt)
-    bg_model = networks.upscaler if settings.background_enhance else None
-    canvases = [image_canvas(image, settings.upscale, bg_model, has_faces=bool(members), tile=tile, device=device,
-                             precision=precision, check_interrupt=check_interrupt)
-                for image, members in zip(images, faces.by_image(), strict=True)]
+    compute = {"tile": tile, "device": device, "precision": precision, "check_interrupt": check_interrupt}
+    canvases = image_canvases(images, faces, networks, settings, **compute)
     step(len(faces) + len(images))
     results = paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,
-                                upscaler=networks.upscaler, tile=tile, device=device, precision=precision,
-                                check_interrupt=check_interrupt)
+                                upscaler=networks.upscaler, **compute)
     step(steps)
     return RestoreResult(results, faces, found.crops, restored)
+
+
+def image_canvases(images: Sequence[np.ndarray], faces: Faces, networks: Networks, settings: RestoreSettings,
+                   **upscale_kwargs) -> list[Canvas]:
+    """``image_canvas`` of every image of a batch, with the upscaler where the settings enhance the background."""
+    bg_model = networks.upscaler if settings.background_enhance else None
+    return [image_canvas(image, settings.upscale, bg_model, has_faces=bool(members), **upscale_kwargs)
+            for image, members in zip(images, faces.by_image(), strict=True)]
 
 
 def image_canvas(image: np.ndarray, upscale: float, upscaler: ImageModelDescriptor | None, *, has_faces: bool,
@@ -237,6 +242,6 @@ def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, 
 
 __all__ = [
     "FACE_UPSAMPLE_MODES", "DetectOptions", "Networks", "PasteOptions", "PasteResult", "RestoreResult",
-    "RestoreSettings", "check_paste_inputs", "face_paste_size", "find_faces", "paste_back", "paste_on_canvases",
-    "restore_found_faces", "restore_images", "upscale_backgrounds",
+    "RestoreSettings", "check_paste_inputs", "face_paste_size", "find_faces", "image_canvases", "paste_back",
+    "paste_on_canvases", "restore_found_faces", "restore_images", "upscale_backgrounds",
 ]
