@@ -17,7 +17,7 @@ from .errors import InputError
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 _REMUX = "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
-_DAMAGED = "damaged or cut short; re-download or re-export it (or remux it: ffmpeg -i IN -c copy OUT.mkv)"
+_DAMAGED = "damaged or cut short; copy, download or export it again"
 
 
 class VideoReadError(InputError):
