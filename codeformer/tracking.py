@@ -114,7 +114,9 @@ class FaceTracker:
 
     def finish(self) -> list[list[TrackedFace]]:
         """End of clip: the remaining frames."""
-        return self._emit(self._pushed - 1)
+        frames = self._emit(self._pushed - 1)
+        self._tracks = []  # no track continues past the end of its clip
+        return frames
 
     def _match(self, frame: int, detections: Sequence[Detection]) -> None:
         live = [k for k in self._tracks if frame - 1 - k.last <= self.options.max_gap]
