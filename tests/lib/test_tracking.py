@@ -1,0 +1,208 @@
+"""Faces followed over video frames (codeformer.tracking): streaming, filling, smoothing, track identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codeformer.detect import Detection
+from codeformer.tracking import GUARD_FRACTION, FaceTracker, TrackedFace, TrackOptions, track_faces
+
+# Landmarks of a face in box sizes around its centre: eyes, nose, mouth corners.
+TEMPLATE = np.array([[-0.2, -0.1], [0.2, -0.1], [0.0, 0.05], [-0.15, 0.2], [0.15, 0.2]])
+OFF = TrackOptions(max_gap=0, landmark_sigma=0)
+
+
+def face(cx: float, cy: float, size: float = 100.0, jitter: np.ndarray | None = None, score: float = 0.99):
+    points = np.array([cx, cy]) + size * TEMPLATE
+    if jitter is not None:
+        points = points + jitter
+    half = size / 2
+    return Detection((cx - half, cy - half, cx + half, cy + half), score, points.astype(np.float32))
+
+
+def random_clip(rng: np.random.Generator, n: int = 120) -> list[list[Detection]]:
+    """Three faces drifting, entering and leaving, with missed detections and shuffled detector order."""
+    starts = [(0, n), (15, 80), (40, n - 5)]
+    frames = []
+    for t in range(n):
+        dets = []
+        for k, (first, last) in enumerate(starts):
+            if first <= t < last and rng.random() > 0.15:
+                dets.append(face(150 + 250 * k + 1.5 * t, 200 + 0.5 * t * k, jitter=rng.normal(0, 1.5, (5, 2)),
+                                 score=float(rng.uniform(0.8, 1))))
+        rng.shuffle(dets)  # type: ignore[arg-type]
+        frames.append(dets)
+    return frames
+
+
+def same(a: list[list[TrackedFace]], b: list[list[TrackedFace]]) -> bool:
+    return len(a) == len(b) and all(
+        len(fa) == len(fb)
+        and all(
+            (x.frame, x.track, x.box, x.score, x.detected) == (y.frame, y.track, y.box, y.score, y.detected)
+            and np.array_equal(x.landmarks, y.landmarks)
+            for x, y in zip(fa, fb, strict=True)
+        )
+        for fa, fb in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("options", [TrackOptions(), TrackOptions(max_gap=5, landmark_sigma=1.0), OFF])
+def test_streaming_equals_whole_clip_and_frames_come_out_once_in_order(options: TrackOptions) -> None:
+    rng = np.random.default_rng(1)
+    clip = random_clip(rng)
+    whole = track_faces(clip, options)
+    assert [f[0].frame for f in whole if f] == [t for t, f in enumerate(whole) if f]
+    assert len(whole) == len(clip)
+    for _ in range(3):
+        tracker = FaceTracker(options)
+        out: list[list[TrackedFace]] = []
+        t = 0
+        while t < len(clip):
+            for frame in clip[t : t + int(rng.integers(1, 12))]:
+                out += tracker.push(frame)
+                t += 1
+                # Each frame is final exactly lookahead frames later.
+                assert len(out) == max(0, t - tracker.lookahead)
+        out += tracker.finish()
+        assert same(out, whole)
+    assert all(face.frame == t for t, frame in enumerate(whole) for face in frame)
+
+
+def test_buffers_stay_bounded_over_a_long_clip() -> None:
+    rng = np.random.default_rng(2)
+    tracker = FaceTracker()
+    sizes = []
+    for _ in range(20):
+        for frame in random_clip(rng, 100):
+            tracker.push(frame)
+            sizes.append((len(tracker._tracks), sum(len(k.samples) for k in tracker._tracks)))
+    tracker.finish()
+    tracks, samples = np.array(sizes).T
+    # 3 faces at most: each keeps its smoothing window, its look-ahead and the frame itself.
+    assert tracks.max() <= 6 and samples.max() <= 3 * (2 * tracker.lookahead + 2)
+    assert samples[1000:].max() <= samples[:200].max() + 3
+    assert len(tracker._tracks) == 0
+
+
+def test_off_mode_gives_each_frames_detections_unchanged() -> None:
+    clip = random_clip(np.random.default_rng(3))
+    tracker = FaceTracker(OFF)
+    assert tracker.lookahead == 0
+    for t, frame in enumerate(clip):
+        (out,) = tracker.push(frame)
+        assert [(f.box, f.score, f.detected, f.frame) for f in out] == [(d.box, d.score, True, t) for d in frame]
+        for f, d in zip(out, frame, strict=True):
+            assert f.landmarks.dtype == np.float32 and f.landmarks.tobytes() == d.landmarks.tobytes()
+    assert tracker.finish() == []
+
+
+def test_nearby_and_crossing_faces_keep_their_tracks() -> None:
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(100):
+        side_by_side = [face(100, 100, jitter=rng.normal(0, 2, (5, 2))),
+                        face(205, 100, jitter=rng.normal(0, 2, (5, 2)))]
+        # Two faces crossing fast (45 px/frame each, a face is 100 px), 20 px apart vertically, passing each other
+        # between frames 20 and 21: each lands nearer the other's last box than its own, so only the velocity
+        # prediction keeps them apart.
+        crossing = [face(300 + 45 * t, 400, jitter=rng.normal(0, 1, (5, 2))),
+                    face(2140 - 45 * t, 420, jitter=rng.normal(0, 1, (5, 2)))]
+        dets = side_by_side + crossing
+        order = rng.permutation(4)
+        frames.append([dets[i] for i in order])
+    out = track_faces(frames)
+    assert all(len(frame) == 4 and all(f.detected for f in frame) for frame in out)
+    # The crossing faces: the one moving right keeps one number, the one moving left the other.
+    right = {f.track for frame in out for f in frame if 390 < f.landmarks[2, 1] < 410}
+    left = {f.track for frame in out for f in frame if f.landmarks[2, 1] > 410}
+    top = [{f.track for frame in out for f in frame if f.landmarks[2, 1] < 300 and cond(f.landmarks[2, 0])}
+           for cond in (lambda x: x < 152, lambda x: x >= 152)]
+    assert len(right) == len(left) == 1 and right != left
+    assert top[0] != top[1] and all(len(s) == 1 for s in top)
+    assert {*right, *left, *top[0], *top[1]} == {0, 1, 2, 3}
+
+
+def test_a_face_entering_mid_clip_starts_a_new_track() -> None:
+    frames = [[face(100, 100)] + ([face(400, 100)] if t >= 10 else []) for t in range(20)]
+    out = track_faces(frames)
+    assert [[f.track for f in frame] for frame in out] == [[0]] * 10 + [[0, 1]] * 10
+
+
+def moving(t: int) -> Detection:
+    return face(100 + 3 * t, 100 + t)
+
+
+def test_short_gap_is_filled_by_interpolation_long_gap_splits_the_track() -> None:
+    options = TrackOptions(max_gap=3, landmark_sigma=0)
+    frames = [[moving(t)] if not 10 <= t < 13 else [] for t in range(20)]
+    out = track_faces(frames, options)
+    for t in range(10, 13):
+        (f,) = out[t]
+        assert not f.detected and f.score == 0.0 and f.track == 0
+        np.testing.assert_allclose(f.landmarks, moving(t).landmarks, atol=1e-4)
+        np.testing.assert_allclose(f.box, moving(t).box, atol=1e-4)
+    assert all(f.track == 0 for frame in out for f in frame)
+    frames = [[moving(t)] if not 10 <= t < 14 else [] for t in range(20)]
+    out = track_faces(frames, options)
+    assert [len(frame) for frame in out] == [1] * 10 + [0] * 4 + [1] * 6
+    assert [f.track for frame in out for f in frame] == [0] * 10 + [1] * 6
+
+
+def test_no_filling_before_the_first_or_after_the_last_detection() -> None:
+    frames = [[moving(t)] if 5 <= t < 10 else [] for t in range(20)]
+    out = track_faces(frames)
+    assert [len(frame) for frame in out] == [0] * 5 + [1] * 5 + [0] * 10
+
+
+def test_filled_faces_come_after_the_detected_ones() -> None:
+    frames = [[face(100, 100), face(400, 100)] if t != 5 else [face(400, 100)] for t in range(10)]
+    out = track_faces(frames, TrackOptions(landmark_sigma=0))
+    assert [(f.track, f.detected) for f in out[5]] == [(1, True), (0, False)]
+
+
+def test_smoothing_reduces_the_jitter_of_a_still_face() -> None:
+    rng = np.random.default_rng(5)
+    frames = [[face(300, 300, jitter=rng.normal(0, 1.5, (5, 2)))] for _ in range(200)]
+    raw = np.stack([frame[0].landmarks for frame in frames])
+    smooth = np.stack([frame[0].landmarks for frame in track_faces(frames)])
+    assert smooth.std(axis=0).mean() < 0.6 * raw.std(axis=0).mean()
+
+
+def test_smoothing_does_not_lag_on_constant_velocity_even_at_the_ends() -> None:
+    out = track_faces([[moving(t)] for t in range(40)])
+    for t, frame in enumerate(out):
+        np.testing.assert_allclose(frame[0].landmarks, moving(t).landmarks, atol=1e-3)
+    rng = np.random.default_rng(6)
+    truth = [moving(t) for t in range(40)]
+    noisy = [[face(100 + 3 * t, 100 + t, jitter=rng.normal(0, 1, (5, 2)))] for t in range(40)]
+    err = np.stack([f[0].landmarks - d.landmarks for f, d in zip(track_faces(noisy), truth, strict=True)])
+    assert np.abs(err.mean(axis=(0, 1))).max() < 0.3  # no systematic lag
+    assert np.sqrt((err[[0, 1, -2, -1]] ** 2).sum(axis=2).mean()) < 2.0
+
+
+def test_smoothed_points_stay_near_the_raw_ones_on_a_sudden_jump() -> None:
+    frames = [[face(100 + (30 if t >= 10 else 0), 100)] for t in range(20)]
+    out = track_faces(frames)
+    assert all(f.track == 0 for frame in out for f in frame)
+    for frame, dets in zip(out, frames, strict=True):
+        eye = np.linalg.norm(dets[0].landmarks[0] - dets[0].landmarks[1])
+        away = np.linalg.norm(frame[0].landmarks - dets[0].landmarks, axis=1).max()
+        assert away <= GUARD_FRACTION * eye + 1e-3
+
+
+def test_empty_clip_and_frames_without_faces() -> None:
+    assert track_faces([]) == []
+    assert FaceTracker().finish() == []
+    assert track_faces([[]] * 7) == [[]] * 7
+    frames = [[], [face(100, 100)], [], [], [], [], [], [face(100, 100)], []]
+    out = track_faces(frames)
+    assert [len(f) for f in out] == [0, 1, 0, 0, 0, 0, 0, 1, 0]
+    assert [f.track for frame in out for f in frame] == [0, 1]
+
+
+def test_invalid_options_are_refused() -> None:
+    for bad in (dict(max_gap=-1), dict(landmark_sigma=-1.0), dict(min_iou=0.0)):
+        with pytest.raises(ValueError):
+            TrackOptions(**bad)  # type: ignore[arg-type]
