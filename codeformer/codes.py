@@ -197,12 +197,13 @@ class _Stream:
                 del self.tracks[track]
 
     def _smoothed(self, p: _Pending) -> torch.Tensor:
-        """The mean logits of the face's track over the frames of its window that hold it (frame order)."""
-        if p.face.track is None:
+        """The mean logits of the face's track over the frames of its window that hold it (summed in frame order,
+        in fp32, given back in the network's dtype: a lone face's logits stay as they are, bit for bit)."""
+        if p.face.track is None or self.radius == 0:
             return p.encoded.logits
         t = p.face.source_index
         near = sorted((e for e in self.tracks[p.face.track] if abs(e[0] - t) <= self.radius), key=lambda e: e[0])
-        return torch.stack([logits.float() for _, logits in near]).mean(0)
+        return torch.stack([logits.float() for _, logits in near]).mean(0).to(p.encoded.logits.dtype)
 
     def _decode(self, ready: list[_Pending]) -> None:
         s, n = self.settings, len(ready)
@@ -212,8 +213,8 @@ class _Stream:
 
             @torch.inference_mode()
             def run(batch: list[int], w: float = w) -> None:
-                codes = pick_codes(torch.cat([self._smoothed(ready[i]) for i in batch]))
-                with bf16_autocast(s.device, s.bf16):
+                with bf16_autocast(s.device, s.bf16):  # the picks too: softmax under autocast, as in forward
+                    codes = pick_codes(torch.cat([self._smoothed(ready[i]) for i in batch]))
                     y = decode_codes(self.net, Encoded.cat([ready[i].encoded for i in batch]), codes, w)
                 y_all[batch] = network_output(y)
                 codes_all[batch] = codes[:, :, 0]

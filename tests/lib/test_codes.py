@@ -173,11 +173,12 @@ def window_3(tiny, clip):
     return run_clip(tiny, faces, crops, [4], window=3)
 
 
-@pytest.mark.parametrize("frames_per_chunk", [[1, 1, 1, 1], [2, 2], [3, 1], [4]])
-def test_window_1_equals_restore_found_faces(tiny, clip, frames_per_chunk):
+@pytest.mark.parametrize(("frames_per_chunk", "precision"),
+                         [([1, 1, 1, 1], None), ([2, 2], None), ([3, 1], None), ([4], None), ([1, 3], "bf16")])
+def test_window_1_equals_restore_found_faces(tiny, clip, frames_per_chunk, precision):
     faces, crops = clip
-    expected = restore_found_faces(tiny, faces, crops, fidelity_rule)
-    restored, _ = run_clip(tiny, faces, crops, frames_per_chunk, window=1)
+    expected = restore_found_faces(tiny, faces, crops, fidelity_rule, precision=precision)
+    restored, _ = run_clip(tiny, faces, crops, frames_per_chunk, window=1, precision=precision)
     np.testing.assert_array_equal(restored, expected)
     gray = restored[[i for i, f in enumerate(faces.faces) if f.is_gray]]
     assert (gray[..., 0] == gray[..., 1]).all()  # the gray rule reached the gray faces
