@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,13 +52,9 @@ def restore_faces(
     if n == 0:
         return out
     gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
-    device = torch.device(device)
-    precision = model.precision if precision is None else precision
-    bf16 = use_bf16(device, precision)
-    fmt = memory_format(device, precision)
-    net = _network(model, device, fmt)
-    if batch_size is None:
-        batch_size = auto_batch_size(device, bf16)
+    settings = run_settings(model, device, precision, batch_size)
+    device = settings.device
+    net = _network(model, settings)
     done = 0
 
     def progress(count: int) -> None:
@@ -80,33 +77,73 @@ def restore_faces(
             if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
                 for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host), strict=True):
                     gray_flags[i] = flag
-            y_all = _run_chunk(net, x_all, w, batch_size, fmt, bf16, progress, check_interrupt)
+            y_all = _run_chunk(net, x_all, w, settings, progress, check_interrupt)
             if isinstance(rows, slice):
                 torch.from_numpy(out[rows]).copy_(y_all)  # straight into the result, no intermediate copy
             else:
                 out[rows] = y_all.cpu().numpy()
     for i in range(n):
-        if gray_flags[i]:
-            out[i] = restore_gray(out[i], _to_uint8(crops[i]))
+        out[i] = finish_face(out[i], crops[i], gray_flags[i])
     return out
 
 
-def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, batch_size: int, fmt: torch.memory_format, bf16: bool,
-               on_done: Callable[[int], None], check_interrupt: Interrupt | None) -> torch.Tensor:
+@dataclass(frozen=True)
+class RunSettings:
+    """How CodeFormer runs: on which device, under bf16 autocast or not, in which memory layout, faces per call."""
+
+    device: torch.device
+    bf16: bool
+    fmt: torch.memory_format
+    batch_size: int
+
+
+def run_settings(model: CodeFormerModel, device: torch.device | str, precision: str | None,
+                 batch_size: int | None) -> RunSettings:
+    """``restore_faces``' choices: precision defaults to ``model.precision``, the batch size to the free memory."""
+    device = torch.device(device)
+    precision = model.precision if precision is None else precision
+    bf16 = use_bf16(device, precision)
+    return RunSettings(device, bf16, memory_format(device, precision),
+                       auto_batch_size(device, bf16) if batch_size is None else batch_size)
+
+
+def placed_network(model: CodeFormerModel, settings: RunSettings) -> torch.nn.Module:
+    """The network module on the device, in evaluation mode and the memory layout of ``settings``."""
+    return model.module.to(settings.device).eval().to(memory_format=settings.fmt)
+
+
+def network_input(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+    """Faces ``[B, 3, 512, 512]`` (uint8 or 0..1 floats, on the device) as the network takes them: float in [-1, 1]
+    in layout ``fmt``, scaled as the official code does: (x / 255 - 0.5) / 0.5."""
+    x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
+    return (x - 0.5) / 0.5
+
+
+def network_output(y: torch.Tensor) -> torch.Tensor:
+    """The network's output ``[B, 3, 512, 512]`` in [-1, 1] as ``[B, 512, 512, 3]`` uint8 (official rounding)."""
+    return ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def finish_face(restored: np.ndarray, crop: np.ndarray, gray: bool) -> np.ndarray:
+    """A restored face as returned: gray sources get the official gray handling (``restore_gray``)."""
+    return restore_gray(restored, _to_uint8(crop)) if gray else restored
+
+
+def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, settings: RunSettings, on_done: Callable[[int], None],
+               check_interrupt: Interrupt | None) -> torch.Tensor:
     """The network over a chunk of faces already on the device ``[N, 3, 512, 512]`` (uint8 or 0..1 floats), in
     batches that halve on out-of-memory; returns ``[N, 512, 512, 3]`` uint8 on the same device."""
     y_all = torch.empty((len(x_all), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=x_all.device)
 
     def run(batch: list[int]) -> None:
         part = slice(batch[0], batch[-1] + 1)  # positions in the chunk
-        x = x_all[part]
-        x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
-        with torch.inference_mode(), bf16_autocast(x.device, bf16):
-            y = net((x - 0.5) / 0.5, weight=w)[0]
-        y_all[part] = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+        x = network_input(x_all[part], settings.fmt)
+        with torch.inference_mode(), bf16_autocast(x.device, settings.bf16):
+            y = net(x, weight=w)[0]
+        y_all[part] = network_output(y)
 
-    run_in_batches(run, list(range(len(x_all))), batch_size, on_done=on_done, check_interrupt=check_interrupt,
-                   what="CodeFormer")
+    run_in_batches(run, list(range(len(x_all))), settings.batch_size, on_done=on_done,
+                   check_interrupt=check_interrupt, what="CodeFormer")
     return y_all
 
 
@@ -119,11 +156,21 @@ def restore_found_faces(
 ) -> np.ndarray:
     """``restore_faces`` on the crops of ``faces`` with each source image's gray flag (as the official pipeline);
     ``fidelity`` may be a rule per face. ``kwargs`` are those of ``restore_faces``."""
+    check_crops(crops, faces)
+    return restore_faces(model, crops, face_weights(fidelity, faces.faces), gray=[f.is_gray for f in faces.faces],
+                         **kwargs)
+
+
+def check_crops(crops: np.ndarray | Sequence[np.ndarray], faces: Faces) -> None:
+    """InputError unless there is one crop per face."""
     if len(crops) != len(faces):
         raise InputError(f"{len(crops)} face crop(s) for {len(faces)} detected face(s); give the crops of these "
                          "faces (in ComfyUI: the crops and faces outputs of the same CodeFormer Face Detect node)")
-    weights = [fidelity(f) for f in faces.faces] if callable(fidelity) else fidelity
-    return restore_faces(model, crops, weights, gray=[f.is_gray for f in faces.faces], **kwargs)
+
+
+def face_weights(fidelity: Fidelity, faces: Sequence[Face]) -> list[float]:
+    """The fidelity of each face (a value, or a rule per face), checked to lie in 0..1."""
+    return _per_face([fidelity(f) for f in faces] if callable(fidelity) else fidelity, len(faces))
 
 
 def _rows(chunk: list[int]) -> slice | list[int]:
@@ -133,19 +180,19 @@ def _rows(chunk: list[int]) -> slice | list[int]:
     return chunk
 
 
-def _network(model: CodeFormerModel, device: torch.device, fmt: torch.memory_format) -> Callable:
+def _network(model: CodeFormerModel, settings: RunSettings) -> Callable:
     """The network on ``device``; with ``model.compile`` on CUDA, a torch.compile'd copy kept on the model.
 
     Compiling pays for large batches of faces (bench/gpu_experiments.py). It happens again the first time the batch
     size or the fidelity changes (then they become graph inputs; fidelity 0 keeps graphs of its own): 4 compiles at
     most (bench/compile_recompiles.py).
     """
-    net = model.module.to(device).eval().to(memory_format=fmt)
-    if not model.compile or device.type != "cuda":
+    net = placed_network(model, settings)
+    if not model.compile or settings.device.type != "cuda":
         return net
-    key = str(device)
+    key = str(settings.device)
     if key not in model.compiled:
-        log.info("compiling CodeFormer for %s: the first batch takes about a minute", device)
+        log.info("compiling CodeFormer for %s: the first batch takes about a minute", settings.device)
         model.compiled[key] = compile_network(net)
     return model.compiled[key]
 
