@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from codeformer.codes import encode, pick_codes  # noqa: E402
 from codeformer.restore import network_input  # noqa: E402
+
 from common import random_codeformer  # noqa: E402
 from helpers import read_rgb  # noqa: E402
 
