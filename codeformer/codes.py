@@ -257,8 +257,7 @@ def restore_clip_faces(
     settings = run_settings(model, device, precision, batch_size)
     stream = _Stream(placed_network(model, settings), settings, window // 2, fidelity, check_interrupt)
     for faces, crops in chunks:  # the next chunk is read only when the ones before cannot be yielded yet
-        if len(crops) != len(faces):
-            raise InputError(f"{len(crops)} face crop(s) for {len(faces)} face(s) in a chunk")
+        check_crops(crops, faces)
         stream.add(faces, _as_batch(crops))
         stream.decode_ready()
         yield from stream.finished()
