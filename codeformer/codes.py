@@ -1,13 +1,12 @@
 """Temporal code smoothing for video: CodeFormer split at its codebook choice, the logits averaged along face tracks.
 
-Restored frame by frame, video faces flicker partly because CodeFormer picks each of its 256 tokens (a 16x16 grid,
-1024-entry codebook) by argmax of its transformer's logits, and near ties flip from one frame to the next. Here the
-network runs in two halves: ``encode`` (encoder + transformer: the code logits, with the encoder features the
-generator fuses and the feature AdaIN takes its statistics from) and ``decode`` (codebook lookup, AdaIN, generator,
-with the frame's OWN features and fidelity). In between, ``restore_clip_faces`` replaces the logits of a face by their
-mean over the same track at the neighbouring frames, so the picks follow the face and not each frame's noise.
-``decode(net, e, e.logits, w)`` is spandrel's ``net(x, weight=w)[0]`` op for op (bit for bit in fp32), so a window
-of 1 restores exactly as ``restore.restore_found_faces``.
+Restored frame by frame, video faces flicker partly because CodeFormer picks each of its 256 tokens (16x16 grid,
+1024-entry codebook) by argmax of its transformer's logits, and near ties flip between frames. So the network runs in
+two halves, ``encode`` (encoder + transformer: logits, the encoder features the generator fuses, lq_feat for AdaIN)
+and ``decode`` (codebook lookup, AdaIN, generator with the frame's OWN features and fidelity), and in between
+``restore_clip_faces`` replaces a face's logits by their mean over its track at the neighbouring frames.
+``decode(net, e, e.logits, w)`` is spandrel's ``net(x, weight=w)[0]`` op for op (bit for bit in fp32): a window of 1
+restores exactly as ``restore.restore_found_faces``.
 """
 
 from __future__ import annotations
@@ -56,9 +55,6 @@ class Encoded:
     def __getitem__(self, index: slice) -> Encoded:
         """Faces ``index`` (views: they share the batch's memory)."""
         return Encoded(self.logits[index], self.lq_feat[index], {k: v[index] for k, v in self.features.items()})
-
-    def split(self) -> list[Encoded]:
-        return [self[i : i + 1] for i in range(len(self))]
 
     @staticmethod
     def cat(parts: Sequence[Encoded]) -> Encoded:
@@ -129,11 +125,9 @@ class _Chunk:
 
 
 @dataclass
-class _Pending:
-    """A face encoded and waiting for the logits of the frames after it."""
-
+class _Pending:  # a face encoded, waiting for the logits of the frames after it
     chunk: _Chunk
-    row: int
+    row: int  # in its chunk
     face: Face
     weight: float
     encoded: Encoded
@@ -158,12 +152,11 @@ class _Stream:
         if frames and min(frames) <= self.last_frame:
             raise InputError(f"frame {min(frames)} comes after frame {self.last_frame}: chunks must hold consecutive "
                              "frames in increasing order, each frame's faces in one chunk")
-        n = len(faces)
+        n, s = len(faces), self.settings
         chunk = _Chunk(crops, np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8), np.empty((n, TOKENS), np.int64), n)
         self.chunks.append(chunk)
         if n == 0:
             return
-        s = self.settings
         x_all = torch.from_numpy(crops).permute(0, 3, 1, 2).to(s.device)  # one copy to the device per chunk
         for w in sorted(set(weights)):
 
@@ -172,7 +165,8 @@ class _Stream:
                 x = network_input(x_all[_rows(batch)], s.fmt)
                 with bf16_autocast(s.device, s.bf16):
                     encoded = encode(self.net, x, keep_features=w > 0)
-                for i, part in zip(batch, encoded.split(), strict=True):
+                for j, i in enumerate(batch):
+                    part = encoded[j : j + 1]
                     self.pending.append(_Pending(chunk, i, faces[i], w, part))
                     track = faces[i].track
                     if track is not None:
@@ -249,7 +243,8 @@ def restore_clip_faces(
     ``chunks``: per chunk, the faces of some consecutive frames (``source_index`` = frame number, increasing across
     chunks; ``track`` = the face's track, None = not smoothed) and their aligned crops ``[n, 512, 512, 3]``.
     The logits of the face of track k at frame t become the mean of track k's logits at frames t-r..t+r
-    (r = ``window // 2``) that hold it; everything else is ``restore_found_faces``' (gray rule, fidelity per face,
+    (r = ``window // 2``) that hold it (uniform: a Gaussian of the same reach only acts as a shorter window,
+    bench/codes_flicker.py); everything else is ``restore_found_faces``' (gray rule, fidelity per face,
     precision, batching), and ``window=1`` gives its result bit for bit. The network runs as the module
     (``model.compile`` is not used here).
 
@@ -262,8 +257,7 @@ def restore_clip_faces(
     settings = run_settings(model, device, precision, batch_size)
     stream = _Stream(placed_network(model, settings), settings, window // 2, fidelity, check_interrupt)
     for faces, crops in chunks:  # the next chunk is read only when the ones before cannot be yielded yet
-        if len(crops) != len(faces):
-            raise InputError(f"{len(crops)} face crop(s) for {len(faces)} face(s) in a chunk")
+        check_crops(crops, faces)
         stream.add(faces, _as_batch(crops))
         stream.decode_ready()
         yield from stream.finished()

@@ -161,7 +161,7 @@ def restore_found_faces(
                          **kwargs)
 
 
-def check_crops(crops: np.ndarray | Sequence[np.ndarray], faces: Faces) -> None:
+def check_crops(crops: np.ndarray | Sequence[np.ndarray], faces: Faces | Sequence[Face]) -> None:
     """InputError unless there is one crop per face."""
     if len(crops) != len(faces):
         raise InputError(f"{len(crops)} face crop(s) for {len(faces)} detected face(s); give the crops of these "

@@ -130,7 +130,7 @@ def test_encoded_splits_and_concatenates_per_face():
     net = TinyCodeFormer()
     with torch.inference_mode():
         encoded = encode(net, torch.rand(3, 3, 512, 512) * 2 - 1)
-    parts = encoded.split()
+    parts = [encoded[i : i + 1] for i in range(3)]
     assert [len(p) for p in parts] == [1, 1, 1] and sorted(encoded.features) == ["256", "32"]
     joined = Encoded.cat([parts[2], parts[0]])
     assert torch.equal(joined.logits, encoded.logits[[2, 0]])
