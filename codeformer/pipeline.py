@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,7 +118,8 @@ def restore_images(
     restored = restore_found_faces(networks.restorer, faces, found.crops, settings.fidelity, device=device,
                                    batch_size=batch_size, precision=precision, on_progress=step,
                                    check_interrupt=check_interrupt)
-    compute = {"tile": tile, "device": device, "precision": precision, "check_interrupt": check_interrupt}
+    compute: dict[str, Any] = {"tile": tile, "device": device, "precision": precision,
+                               "check_interrupt": check_interrupt}
     canvases = image_canvases(images, faces, networks, settings, **compute)
     step(len(faces) + len(images))
     results = paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from ..codeformer.advisor import advise_faces, advise_image, face_upsample_mode
+from ..codeformer.advisor import Advice, advise_faces, advise_image, face_upsample_mode
+from ..codeformer.clip_advisor import clip_advice, sample_indices
 from ..codeformer.errors import InputError
 from .convert import image_to_numpy
 from .device import load_on_device
+from .face_nodes import VIDEO_FRAMES_INPUT
 from .restore_nodes import FACE_UPSAMPLE_INPUT, SOURCE_INPUT
 
 # The output type is the very list of the restore nodes' face_upsample combo: ComfyUI accepts a link from a list
@@ -58,24 +60,39 @@ class CodeFormerBestSettings:
                 "faces": ("FACES", {
                     "tooltip": "faces output of CodeFormer Face Detect run on the same image (your detection "
                                "settings); used instead of detector when both are connected."}),
+                "video_frames": (VIDEO_FRAMES_INPUT[0], {
+                    **VIDEO_FRAMES_INPUT[1],
+                    "tooltip": "The batch is consecutive video frames: advise for the clip (frames sampled across "
+                               "it; a fidelity steady enough for video, restore with video_frames on)."}),
             },
         }
 
-    def advise(self, image, source, detector=None, faces=None):
-        if faces is not None:
-            check_faces_match(faces, image)
-            advice = advise_faces(faces, 0, source)
-        elif detector is not None:
-            device = load_on_device(detector.module)
-            advice = advise_image(image_to_numpy(image[:1], "image")[0], detector, source, device=device)
-        else:
+    def advise(self, image, source, detector=None, faces=None, video_frames=None):
+        if faces is None and detector is None:
             raise InputError("CodeFormer Best Settings needs faces to measure: connect the detector input (from "
                              "CodeFormer Face Detector Loader) or the faces input (faces output of CodeFormer Face "
                              "Detect)")
-        reason = advice.reason if image.shape[0] == 1 else \
-            f"advice for image 1 of {image.shape[0]}: {advice.reason}"
+        if faces is not None:
+            check_faces_match(faces, image)
+        indices = sample_indices(image.shape[0]) if video_frames else [0]
+        per_image = [self._advice(image, index, source, detector, faces) for index in indices]
+        if video_frames:
+            advice = clip_advice(per_image).advice
+            reason = f"advice for a clip of {image.shape[0]} frame(s): {advice.reason}"
+        else:
+            advice = per_image[0]
+            reason = advice.reason if image.shape[0] == 1 else \
+                f"advice for image 1 of {image.shape[0]}: {advice.reason}"
         return (advice.fidelity, advice.background_enhance, face_upsample_mode(advice, source),
                 float(advice.upscale), reason)
+
+    @staticmethod
+    def _advice(image, index: int, source: str, detector, faces) -> Advice:
+        """Advice on image ``index`` of the batch: from the connected faces, else detected."""
+        if faces is not None:
+            return advise_faces(faces, index, source)
+        device = load_on_device(detector.module)
+        return advise_image(image_to_numpy(image[index : index + 1], "image")[0], detector, source, device=device)
 
 
 NODES = {

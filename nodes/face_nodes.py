@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..codeformer.detect import CONFIDENCE, MIN_EYE_DISTANCE
 from ..codeformer.faces import DetectOptions, find_faces
+from ..codeformer.temporal import find_clip_faces
 from .convert import box_masks, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device
 
@@ -23,6 +24,13 @@ DETECTION_INPUTS = {
         "default": 0, "min": 0, "max": 1024,
         "tooltip": "Keep at most this many faces per image after the selection (0 = no limit)."}),
 }
+
+VIDEO_FRAMES_INPUT = ("BOOLEAN", {
+    "default": False,
+    "tooltip": "The batch is consecutive video frames (e.g. from Get Video Components): faces are tracked across "
+               "frames, a face missed for a few frames is filled in and landmarks are smoothed over time, so "
+               "restored faces do not flicker or swim. Leave off for separate images (a batch of txt2img results "
+               "is not a clip)."})
 
 
 def detect_options(confidence: float, min_eye_distance: float, selection: str, max_faces: int) -> DetectOptions:
@@ -47,17 +55,20 @@ class CodeFormerFaceDetect:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "image": ("IMAGE", {"tooltip": "Images to find faces in (a batch is fine)."}),
-            "detector": ("FACE_DETECTOR", {"tooltip": "From CodeFormer Face Detector Loader."}),
-            **DETECTION_INPUTS,
-        }}
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Images to find faces in (a batch is fine)."}),
+                "detector": ("FACE_DETECTOR", {"tooltip": "From CodeFormer Face Detector Loader."}),
+                **DETECTION_INPUTS,
+            },
+            "optional": {"video_frames": VIDEO_FRAMES_INPUT},
+        }
 
-    def detect(self, image, detector, confidence, min_eye_distance, selection, max_faces):
+    def detect(self, image, detector, confidence, min_eye_distance, selection, max_faces, video_frames=None):
         options = detect_options(confidence, min_eye_distance, selection, max_faces)
         device = load_on_device(detector.module)
-        found = find_faces(detector, image_to_numpy(image, "image"), options, device=device,
-                           check_interrupt=check_interrupt)
+        find = find_clip_faces if video_frames else find_faces
+        found = find(detector, image_to_numpy(image, "image"), options, device=device, check_interrupt=check_interrupt)
         crops = numpy_to_image(found.crops) if len(found.faces) else placeholder_faces()
         return (found.faces, crops, box_masks(found.faces), len(found.faces))
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import torch
 from spandrel import ImageModelDescriptor
 
 from ..codeformer.advisor import SOURCES, fidelity_rule
+from ..codeformer.codes import restore_tracked_faces
 from ..codeformer.errors import InputError
 from ..codeformer.models import check_upscaler
-from ..codeformer.parts import paste_in_parts, restore_in_parts
+from ..codeformer.parts import Part, paste_in_parts, restore_in_parts
 from ..codeformer.pipeline import (
     FACE_UPSAMPLE_MODES,
     Networks,
@@ -22,10 +24,11 @@ from ..codeformer.pipeline import (
 )
 from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
+from ..codeformer.temporal import ClipFrame, TemporalOptions, restore_clip
 from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
 from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
-from .face_nodes import DETECTION_INPUTS, detect_options
+from .face_nodes import DETECTION_INPUTS, VIDEO_FRAMES_INPUT, detect_options
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,11 @@ VISIBILITY_INPUT = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.
 FEATHER_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05,
                            "tooltip": "Width of the soft mask edge relative to the official one (1 = official)."})
 UPSCALE_MODEL_TOOLTIP = "Image upscaler from core Load Upscale Model (e.g. RealESRGAN_x2plus.pth)."
+CODE_WINDOW_INPUT = ("INT", {
+    "default": TemporalOptions.code_window, "min": 1, "max": 9, "step": 2,
+    "tooltip": "Video frames: the codebook choices of each face are averaged over this many consecutive frames "
+               "(odd; 1 = off), which stops restored details from flickering. Only used for faces detected with "
+               "video_frames on."})
 PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
     "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "
@@ -82,10 +90,12 @@ class CodeFormerRestore:
                 "detected_faces": ("FACES", {
                     "tooltip": "faces output of CodeFormer Face Detect: uses whether each source image is grayscale "
                                "(as the official pipeline), and skips restoring when no face was found."}),
+                "code_window": CODE_WINDOW_INPUT,
             },
         }
 
-    def restore(self, model, faces, fidelity, detected_faces=None, auto_fidelity=False, source="ai_generated"):
+    def restore(self, model, faces, fidelity, detected_faces=None, auto_fidelity=False, source="ai_generated",
+                code_window=None):
         if auto_fidelity and detected_faces is None:
             raise InputError("auto_fidelity needs detected_faces to measure each face's share of its image: connect "
                              "the faces output of CodeFormer Face Detect to detected_faces, or turn auto_fidelity off")
@@ -97,6 +107,11 @@ class CodeFormerRestore:
         if detected_faces is None:  # gray flag measured on each crop
             restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
                                      check_interrupt=check_interrupt)
+        elif any(face.track is not None for face in detected_faces.faces):  # video frames: codes smoothed per track
+            restored, _codes = restore_tracked_faces(model, detected_faces, crops,
+                                                     fidelity_rule(fidelity, auto_fidelity, source),
+                                                     window=_temporal(code_window).code_window, device=device,
+                                                     check_interrupt=check_interrupt)
         else:  # gray flag of each face's source image, as the official pipeline
             restored = restore_found_faces(model, detected_faces, crops, fidelity_rule(fidelity, auto_fidelity, source),
                                            device=device, on_progress=on_progress, check_interrupt=check_interrupt)
@@ -227,13 +242,15 @@ class CodeFormerFaceRestore:
                                                     + " Used by background_enhance and face_upsample."}),
                 "face_parser": ("FACE_PARSER", {"tooltip": "From CodeFormer Face Parser Loader: blend only the face "
                                                            "itself (official). Without it: a feathered square."}),
+                "video_frames": VIDEO_FRAMES_INPUT,
+                "code_window": CODE_WINDOW_INPUT,
             },
         }
 
     # The newer inputs come last, with defaults, so positional callers (scripts, older tests) keep working.
     def restore(self, image, model, detector, fidelity, upscale, background_enhance, face_upsample, confidence,
                 min_eye_distance, selection, max_faces, upscale_model=None, face_parser=None, auto_fidelity=False,
-                source="ai_generated", visibility=1.0, feather=1.0):
+                source="ai_generated", visibility=1.0, feather=1.0, video_frames=None, code_window=None):
         settings = RestoreSettings(fidelity_rule(fidelity, auto_fidelity, source), upscale, background_enhance,
                                    detect_options(confidence, min_eye_distance, selection, max_faces),
                                    PasteOptions(face_upsample, visibility, feather))
@@ -241,9 +258,27 @@ class CodeFormerFaceRestore:
         device = load_on_device(*networks.modules())
         frames = image_to_numpy(image, "image")
         out = ResultBatch(len(frames))
-        count = out.fill_from(restore_in_parts(frames, networks, settings, device=device,
-                                               on_progress=progress_callback(), check_interrupt=check_interrupt))
+        if video_frames:  # streamed with its own look-ahead, so smoothing runs across the whole batch
+            count = out.fill_from(_clip_parts(restore_clip(frames, networks, settings,
+                                                           _temporal(code_window), device=device,
+                                                           check_interrupt=check_interrupt), len(frames)))
+        else:
+            count = out.fill_from(restore_in_parts(frames, networks, settings, device=device,
+                                                   on_progress=progress_callback(), check_interrupt=check_interrupt))
         return (*out.outputs(), count)
+
+
+def _temporal(code_window: int | None) -> TemporalOptions:
+    """The temporal options of the code_window input (absent in workflows saved before it existed)."""
+    return TemporalOptions() if code_window is None else TemporalOptions(code_window=code_window)
+
+
+def _clip_parts(frames: Iterator[ClipFrame], total: int) -> Iterator[Part]:
+    """Each restored frame as a part of one image, with the progress bar moving a frame at a time."""
+    on_progress = progress_callback()
+    for frame in frames:
+        yield Part(frame.index, [frame.image], frame.faces)
+        on_progress(frame.index + 1, total)
 
 
 def _used_upscaler(model: object | None, used: bool, warn_missing: bool = True) -> ImageModelDescriptor | None:

@@ -87,7 +87,7 @@ def test_best_settings_outputs_fit_the_one_node(nodes):
         assert restore[name][0] == kind, name  # ComfyUI links equal types; a combo output must list the same options
     assert advisor.RETURN_TYPES[4] == "STRING"
     spec = advisor.INPUT_TYPES()
-    assert set(spec["required"]) == {"image", "source"} and set(spec["optional"]) == {"detector", "faces"}
+    assert set(spec["required"]) == {"image", "source"} and set(spec["optional"]) == {"detector", "faces", "video_frames"}
 
 
 def test_folder_registration_keeps_user_paths(pack, comfy_models, user_facerestore_dir):

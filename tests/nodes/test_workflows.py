@@ -21,7 +21,7 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FILE_COMBOS = {
     ("LoadImage", "image"), ("UpscaleModelLoader", "model_name"), ("CheckpointLoaderSimple", "ckpt_name"),
     ("CodeFormerModelLoader", "model_name"), ("CodeFormerFaceDetectorLoader", "model_name"),
-    ("CodeFormerFaceParserLoader", "model_name"),
+    ("CodeFormerFaceParserLoader", "model_name"), ("LoadVideo", "file"),
 }
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 
@@ -89,7 +89,7 @@ def _widget_slots(definition: dict) -> list[tuple[str, object]]:
         opts = _options(spec)
         if _kind(spec) == "INT" and opts.get("control_after_generate"):
             slots.append((f"{name}:control_after_generate", None))
-        if opts.get("image_upload"):
+        if opts.get("image_upload") or opts.get("video_upload"):
             slots.append((f"{name}:upload", None))
     return slots
 
@@ -123,7 +123,7 @@ def _used_types() -> set[str]:
 def test_workflows_and_thumbnails_exist():
     names = {wf.stem for wf in WORKFLOWS}
     assert {"modular_restore", "restore_aligned_faces", "one_node_restore", "sd_txt2img_restore",
-            "best_settings_restore"} <= names
+            "best_settings_restore", "video_restore"} <= names
     for wf in WORKFLOWS:
         assert wf.with_suffix(".jpg").is_file(), f"{wf.name} has no thumbnail {wf.stem}.jpg"
         assert _load(wf)["version"] == 0.4

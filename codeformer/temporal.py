@@ -1,0 +1,182 @@
+"""Consecutive frames (a video clip, or an IMAGE batch that is one) restored steadily, frame by frame in a stream.
+
+Restored one by one, video faces flicker: the detector's landmarks jitter by a few pixels, so the aligned crop
+shifts and CodeFormer's codebook picks flip. Here the faces are tracked across frames, a face the detector misses
+for a few frames is filled in, each track's landmarks are smoothed over time before alignment (``tracking``), and
+the code logits of each track are averaged over a few frames before the codebook lookup (``codes``). The rest is
+the whole-image pipeline: canvases, paste-back.
+
+Frames stream through: a frame is restored once the look-ahead its smoothing needs has been detected, and memory
+holds about ``frames_per_chunk`` + look-ahead frames whatever the clip's length. Without temporal options every
+frame is restored exactly as a still image (``restore_images``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+
+from .canvas import PasteResult
+from .codes import restore_clip_faces
+from .errors import InputError
+from .faces import DetectOptions, FoundFaces, align_faces, detect_image
+from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
+from .tracking import FaceTracker, TrackOptions
+from .types import FACE_SIZE, FaceDetector, Faces, Interrupt
+from .upsample import AUTO_TILE
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    """How consecutive frames are steadied."""
+
+    tracking: TrackOptions = TrackOptions()  # tracks, filled misses, landmark smoothing
+    code_window: int = 3  # frames whose code logits are averaged per track (odd; 1 = off)
+    frames_per_chunk: int = 8  # frames restored together: the batch of the network calls
+
+    def __post_init__(self) -> None:
+        if self.code_window < 1 or self.code_window % 2 == 0:
+            raise InputError(f"code_window must be an odd number of frames (1 = off), got {self.code_window}")
+        if self.frames_per_chunk < 1:
+            raise InputError(f"frames_per_chunk must be at least 1, got {self.frames_per_chunk}")
+
+
+@dataclass(frozen=True)
+class AlignedFrame:
+    """A frame whose faces are final: its source image and its aligned faces (numbered by the frame's index)."""
+
+    index: int
+    source: np.ndarray = field(repr=False)
+    found: FoundFaces
+
+
+@dataclass(frozen=True)
+class ClipFrame:
+    """One restored frame of a clip."""
+
+    index: int
+    image: PasteResult = field(repr=False)  # the frame x upscale
+    faces: Faces  # this frame's faces (a batch of one image), with their tracks when temporal
+    crops: np.ndarray = field(repr=False)  # [n, 512, 512, 3] aligned crops
+    restored: np.ndarray = field(repr=False)  # [n, 512, 512, 3] restored crops
+    codes: np.ndarray | None = field(default=None, repr=False)  # [n, 256] codebook indices used (temporal only)
+
+
+def track_frames(
+    detector: FaceDetector,
+    frames: Iterable[np.ndarray],
+    options: DetectOptions,
+    tracking: TrackOptions,
+    *,
+    device: torch.device | str = "cpu",
+    check_interrupt: Interrupt | None = None,
+) -> Iterator[AlignedFrame]:
+    """Detect -> track -> fill -> smooth -> align, frame by frame: each frame once its look-ahead is detected."""
+    tracker = FaceTracker(tracking)
+    waiting: deque[tuple[int, np.ndarray, np.ndarray]] = deque()  # (index, source, working) not yet final
+
+    def aligned(tracked: list) -> AlignedFrame:
+        index, source, working = waiting.popleft()
+        return AlignedFrame(index, source, align_faces(source, working, index, tracked, [t.track for t in tracked]))
+
+    for index, source in enumerate(frames):
+        if check_interrupt is not None:
+            check_interrupt()
+        working, chosen = detect_image(detector, source, options, device=device)
+        waiting.append((index, source, working))
+        for tracked in tracker.push(chosen):
+            yield aligned(tracked)
+    for tracked in tracker.finish():
+        yield aligned(tracked)
+
+
+def find_clip_faces(detector: FaceDetector, frames: Sequence[np.ndarray], options: DetectOptions | None = None,
+                    tracking: TrackOptions | None = None, **kwargs) -> FoundFaces:
+    """``faces.find_faces`` for a batch of consecutive frames: the faces tracked, filled and smoothed. ``kwargs``
+    are ``track_frames``' device and check_interrupt."""
+    found = list(track_frames(detector, frames, options or DetectOptions(), tracking or TrackOptions(), **kwargs))
+    faces = tuple(face for frame in found for face in frame.found.faces.faces)
+    crops = [frame.found.crops for frame in found]
+    stacked = np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    return FoundFaces(Faces(faces, tuple(frame.shape[:2] for frame in frames)), stacked)
+
+
+def restore_clip(
+    frames: Iterable[np.ndarray],
+    networks: Networks,
+    settings: RestoreSettings,
+    temporal: TemporalOptions | None = TemporalOptions(),
+    *,
+    device: torch.device | str = "cpu",
+    precision: str | None = None,
+    tile: int = AUTO_TILE,
+    batch_size: int | None = None,
+    check_interrupt: Interrupt | None = None,
+) -> Iterator[ClipFrame]:
+    """Restore consecutive frames (``(H, W, 3)`` RGB uint8, one size), yielding each restored frame in order.
+
+    ``temporal=None``: every frame exactly as ``restore_images`` restores a still image.
+    """
+    precision = networks.restorer.precision if precision is None else precision
+    compute: dict[str, Any] = {"tile": tile, "device": device, "precision": precision,
+                               "check_interrupt": check_interrupt}
+    if temporal is None:
+        yield from _frame_by_frame(frames, networks, settings, batch_size=batch_size, **compute)
+        return
+    aligned = track_frames(networks.detector, frames, settings.detect, temporal.tracking, device=device,
+                           check_interrupt=check_interrupt)
+    chunks: deque[list[AlignedFrame]] = deque()  # handed to the restorer, not yet pasted
+
+    def restorer_input() -> Iterator[tuple[list, np.ndarray]]:
+        while chunk := list(islice(aligned, temporal.frames_per_chunk)):
+            chunks.append(chunk)
+            yield [face for frame in chunk for face in frame.found.faces.faces], _crops(chunk)
+
+    for done in restore_clip_faces(networks.restorer, restorer_input(), settings.fidelity,
+                                   window=temporal.code_window, device=device, batch_size=batch_size,
+                                   precision=precision, check_interrupt=check_interrupt):
+        chunk = chunks.popleft()
+        faces = Faces(tuple(replace(face, source_index=i) for i, frame in enumerate(chunk)
+                            for face in frame.found.faces.faces), tuple(frame.source.shape[:2] for frame in chunk))
+        sources = [frame.source for frame in chunk]
+        canvases = image_canvases(sources, faces, networks, settings, **compute)
+        pasted = paste_on_canvases(canvases, faces, done.restored, settings.paste, parser=networks.parser,
+                                   upscaler=networks.upscaler, **compute)
+        yield from _clip_frames([frame.index for frame in chunk], pasted, faces, _crops(chunk), done.restored,
+                                done.codes)
+
+
+def _frame_by_frame(frames: Iterable[np.ndarray], networks: Networks, settings: RestoreSettings, *,
+                    frames_per_chunk: int = TemporalOptions.frames_per_chunk, **compute) -> Iterator[ClipFrame]:
+    """Each frame as a still image, a few frames per ``restore_images`` call."""
+    start = 0
+    iterator = iter(frames)
+    while chunk := list(islice(iterator, frames_per_chunk)):
+        result = restore_images(chunk, networks, settings, **compute)
+        yield from _clip_frames(list(range(start, start + len(chunk))), result.images, result.faces, result.crops,
+                                result.restored, None)
+        start += len(chunk)
+
+
+def _clip_frames(indices: list[int], images: list[PasteResult], faces: Faces, crops: np.ndarray,
+                 restored: np.ndarray, codes: np.ndarray | None) -> Iterator[ClipFrame]:
+    """A chunk's results split into one ClipFrame per frame (faces numbered as a batch of one image)."""
+    for local, (index, image, members) in enumerate(zip(indices, images, faces.by_image(), strict=True)):
+        positions = [p for p, _ in members]
+        own = Faces(tuple(replace(face, source_index=0) for _, face in members), (faces.source_sizes[local],))
+        yield ClipFrame(index, image, own, crops[positions], restored[positions],
+                        None if codes is None else codes[positions])
+
+
+def _crops(chunk: Sequence[AlignedFrame]) -> np.ndarray:
+    crops = [frame.found.crops for frame in chunk]
+    return np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+
+
+__all__ = ["AlignedFrame", "ClipFrame", "TemporalOptions", "find_clip_faces", "restore_clip", "track_frames"]
