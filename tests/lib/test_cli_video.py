@@ -121,18 +121,25 @@ def test_aligned_and_existing_outputs_are_refused_before_any_work(models_dir, tm
     assert (out / "clip.mp4").read_bytes() == b"mine"
 
 
-def test_disk_error_while_writing_is_one_line_exit_1(models_dir, tmp_path, capsys, monkeypatch):
-    make_clip(tmp_path / "clip.mp4", plain_frames(2))
+@pytest.mark.parametrize(("error", "code", "said"), [
+    (OSError(errno.ENOSPC, "No space left on device"), 1, "cannot write {out}: No space left on device; free some"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+], ids=["disk_full", "ctrl_c"])
+def test_disk_full_or_ctrl_c_while_writing_leave_no_file(models_dir, tmp_path, capsys, monkeypatch, error, code,
+                                                         said):
+    make_clip(tmp_path / "clip.mp4", plain_frames(3))
+    write = VideoWriter.write
 
-    def full(self, image, pts):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def second_fails(self, image, pts):
+        if self._count:
+            raise error
+        write(self, image, pts)
 
-    monkeypatch.setattr(VideoWriter, "write", full)
+    monkeypatch.setattr(VideoWriter, "write", second_fails)
     out = tmp_path / "out"
-    assert restore(models_dir, out, tmp_path / "clip.mp4") == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot write {out / 'clip.mp4'}: No space left on device; free some disk space")
-    assert not out.exists()
+    assert restore(models_dir, out, tmp_path / "clip.mp4") == code
+    assert capsys.readouterr().err.startswith("error: " + said.format(out=out / "clip.mp4"))
+    assert not out.exists()  # the temporary file is gone too: the folder the run made is removed, being empty
 
 
 def test_advise_prints_json_for_a_video(models_dir, tmp_path, capsys):
