@@ -45,8 +45,7 @@ class VideoJob:
     models: Models
     device: torch.device
     detect: DetectOptions
-    given: RestoreSettings | None  # None: --best-settings chooses per clip
-    source: str | None  # the --best-settings SOURCE
+    settings: RestoreSettings | str  # the command line's, or the --best-settings SOURCE to advise each clip with
     temporal: bool | None  # --temporal / --no-temporal; None: on, or as the advice says
     save_faces: bool
     overwrite: bool
@@ -57,7 +56,7 @@ class VideoJob:
     def from_args(cls, args: argparse.Namespace, models: Models, device: torch.device,
                   inputs: Sequence[Path]) -> VideoJob:
         compute = {"tile": args.tile, "batch_size": args.batch_size, "precision": args.precision}
-        return cls(args.output, models, device, detect_options(args), given_settings(args), args.best_settings,
+        return cls(args.output, models, device, detect_options(args), given_settings(args) or args.best_settings,
                    args.temporal, args.save_faces, args.overwrite, compute, inputs)
 
 
@@ -85,12 +84,11 @@ def restore_video(path: Path, job: VideoJob, failed: list[Path]) -> None:
 def _settings(path: Path, info: VideoInfo, job: VideoJob) -> tuple[RestoreSettings, TemporalOptions | None]:
     """The clip's settings and temporal options: the command line's, or the best-settings rules' on sampled
     frames (printed like an image's); an explicit --temporal / --no-temporal wins over the advice."""
-    if job.given is not None or job.source is None:
-        settings = job.given or RestoreSettings()
-        return settings, None if job.temporal is False else TemporalOptions()
-    clip = _advise(path, info, job.models.face_detector(), job.source, job.device)
+    if isinstance(job.settings, RestoreSettings):
+        return job.settings, None if job.temporal is False else TemporalOptions()
+    clip = _advise(path, info, job.models.face_detector(), job.settings, job.device)
     temporal = clip.temporal if job.temporal is None else job.temporal
-    settings = advised_settings(path, clip.advice, job.source, job.detect,
+    settings = advised_settings(path, clip.advice, job.settings, job.detect,
                                 f", temporal {'on' if temporal else 'off'}")
     return settings, TemporalOptions(code_window=clip.code_window) if temporal else None
 

@@ -148,3 +148,14 @@ def test_advise_prints_json_for_a_video(models_dir, tmp_path, capsys):
                  "--device", "cpu", "--detector", "retinaface_mobile0.25"]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["video"] == str(tmp_path / "clip.mkv") and len(line) > 1  # then the clip advice's fields
+
+
+def test_best_settings_advise_on_sampled_frames_and_restore_with_them(models_dir, tmp_path, capsys):
+    make_clip(tmp_path / "clip.mp4", plain_frames(3))
+    out = tmp_path / "out"
+    assert restore(models_dir, out, tmp_path / "clip.mp4", "--best-settings", "photo") == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{tmp_path / 'clip.mp4'}: fidelity ") and ", temporal o" in said
+    upscale = float(said.split(", upscale ")[1].split(",")[0])
+    info = probe_video(out / "clip.mp4")
+    assert (info.frames, info.width) == (3, round(64 * upscale))
