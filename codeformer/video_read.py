@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import stat
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -71,7 +71,7 @@ def probe_video(path: Path) -> VideoInfo:
                          rotation)
 
 
-def read_frames(path: Path) -> Iterator[VideoFrame]:
+def read_frames(path: Path) -> Generator[VideoFrame, None, None]:
     """The frames of the first video stream in display order, decoded one at a time (never the whole clip in memory).
 
     A damaged or truncated file yields the frames decoded before the damage, then raises ``VideoReadError``: the

@@ -12,7 +12,9 @@ Exit codes (the message is one ``error:`` line on stderr):
   skipped, being unreadable (damaged, not an image, not a regular file, declaring a size OpenCV will not decode or
   the free memory cannot hold) or too large to restore in the free memory at that ``--upscale`` (the others were
   restored and written: each skipped file gets its own ``error:`` line, then one line counts them).
-- 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image is left behind.
+- 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image or video is left behind.
+
+Videos are skipped like images when they cannot be decoded or are cut short (exit 2), and refused with ``--aligned``.
 
 Only the project's own errors (``codeformer.errors.CodeFormerError``), and running out of memory, are shown as
 that one line; any other exception is a bug and is shown with its traceback.

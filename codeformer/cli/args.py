@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..models import DETECTORS
 from ..runtime import PRECISIONS, resolve_device
 from ..upsample import AUTO_TILE, DEFAULT_TILE
+from ..video import VIDEO_SUFFIXES
 from .errors import CliError
 
 
@@ -31,10 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m codeformer", description="CodeFormer face restoration.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("restore", help="restore the faces in images (whole images, or aligned 512x512 faces)")
-    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    r = sub.add_parser("restore", help="restore the faces in images and videos (whole images and clips, or aligned "
+                                       "512x512 faces)")
+    r.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=f"image or video ({' '.join(VIDEO_SUFFIXES)}) files, or folders of them")
     r.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
-                   help="output folder (created if missing); OUTDIR/<input name>.png per image")
+                   help="output folder (created if missing); OUTDIR/<input name>.png per image, .mp4 per video")
     r.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never the inputs)")
     r.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (no detection)")
     r.add_argument("--fidelity", "-w", type=float, default=None, help="0 = quality, 1 = fidelity (default 0.5)")
@@ -51,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
     r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
     r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
-    r.add_argument("--save-faces", action="store_true", help="also write OUTDIR/faces/<stem>_NN_crop|restored.png")
+    r.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=None,
+                   help="videos: follow faces across frames and smooth them over time (default; with "
+                        "--best-settings as advised); --no-temporal: restore each frame as a still image")
+    r.add_argument("--save-faces", action="store_true",
+                   help="also write OUTDIR/faces/<stem>_NN_crop|restored.png (videos: "
+                        "OUTDIR/faces/<stem>/<frame>_<track>_crop|restored.png)")
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth",
                    help="file in upscale_models (default RealESRGAN_x2plus.pth)")
     r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
@@ -66,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
     _common(r)
 
-    a = sub.add_parser("advise", help="print the recommended settings for each image as JSON")
-    a.add_argument("inputs", nargs="+", metavar="IMAGE")
+    a = sub.add_parser("advise", help="print the recommended settings for each image or video as JSON")
+    a.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them")
     a.add_argument("--source", choices=SOURCES, default="ai_generated")
     a.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
     _common(a)

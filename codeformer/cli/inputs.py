@@ -1,5 +1,5 @@
-"""Finding the input images: the files named, and the images inside the folders named; what is in the way (a FIFO,
-a device, a socket, a broken link) is listed as skipped, never opened."""
+"""Finding the inputs: the files named, and the images and videos inside the folders named; what is in the way (a
+FIFO, a device, a socket, a broken link) is listed as skipped, never opened."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..video import VIDEO_SUFFIXES
 from .errors import CliError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -19,14 +20,31 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input images, each once and in order, and the entries skipped (path, why) before any is read."""
+    """The input images and videos, each once and in order, and the entries skipped (path, why) before any is
+    read."""
 
     images: tuple[Path, ...]
     skipped: tuple[tuple[Path, str], ...] = ()
+    videos: tuple[Path, ...] = ()
 
     @property
     def total(self) -> int:
-        return len(self.images) + len(self.skipped)
+        return len(self.images) + len(self.videos) + len(self.skipped)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every input file, images then videos: what no output may replace."""
+        return self.images + self.videos
+
+
+def is_video(path: Path) -> bool:
+    """Whether ``path`` is read as a video (by its suffix; any other file named is read as an image)."""
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def output_name(path: Path) -> str:
+    """The name of the output of ``path`` in OUTDIR: ``<stem>.png`` for an image, ``<stem>.mp4`` for a video."""
+    return f"{path.stem}{'.mp4' if is_video(path) else '.png'}"
 
 
 def not_a_file(path: Path) -> str | None:
@@ -45,8 +63,8 @@ def not_a_file(path: Path) -> str | None:
 
 
 def collect_inputs(paths: Sequence[Path]) -> Inputs:
-    """Image files named directly, plus the images inside named folders (sorted, not recursive; hidden files such
-    as macOS's ``._name.jpg`` are not images, nor are files with other extensions). Entries that are not regular
+    """Files named directly, plus the images and videos inside named folders (sorted, not recursive; hidden files
+    such as macOS's ``._name.jpg`` are not inputs, nor are files with other extensions). Entries that are not regular
     files are skipped, with the reason; a named path that does not exist stops the run (a typo)."""
     images: list[Path] = []
     skipped: list[tuple[Path, str]] = []
@@ -54,7 +72,8 @@ def collect_inputs(paths: Sequence[Path]) -> Inputs:
         if path.is_dir():
             found, odd = _folder(path)
             if not found and not odd:
-                raise CliError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+                known = ", ".join(IMAGE_EXTENSIONS + VIDEO_SUFFIXES)
+                raise CliError(f"folder {path} has no images or videos ({known})")
             images += found
             skipped += odd
             continue
@@ -68,11 +87,13 @@ def collect_inputs(paths: Sequence[Path]) -> Inputs:
     first: dict[Path, Path] = {}
     for path in images:
         first.setdefault(path.resolve(), path)
-    return Inputs(tuple(first.values()), tuple(dict(skipped).items()))
+    files = tuple(first.values())
+    return Inputs(tuple(p for p in files if not is_video(p)), tuple(dict(skipped).items()),
+                  tuple(p for p in files if is_video(p)))
 
 
 def _folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The images of ``folder`` and its entries that are not regular files (sub-folders aside), sorted."""
+    """The images and videos of ``folder`` and its entries that are not regular files (sub-folders aside), sorted."""
     try:
         entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except OSError as error:
@@ -84,18 +105,20 @@ def _folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         why = not_a_file(entry)
         if why:
             skipped.append((entry, why))
-        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+        elif entry.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
             images.append(entry)
     return images, skipped
 
 
 def find_inputs(items: Sequence[str]) -> Inputs:
-    """The inputs named on the command line; refuses two inputs with the same output name."""
+    """The inputs named on the command line; refuses two inputs with the same output name (an image ``a.png`` and a
+    video ``a.mp4`` do not clash: ``a.png`` and ``a.mp4``)."""
     inputs = collect_inputs([Path(i) for i in items])
-    stems: dict[str, Path] = {}
-    for path in inputs.images:
-        if path.stem in stems:
-            raise CliError(f"inputs {stems[path.stem]} and {path} would both be written as {path.stem}.png; "
+    names: dict[str, Path] = {}
+    for path in inputs.files:
+        name = output_name(path)
+        if name in names:
+            raise CliError(f"inputs {names[name]} and {path} would both be written as {name}; "
                            "restore them into different output folders")
-        stems[path.stem] = path
+        names[name] = path
     return inputs

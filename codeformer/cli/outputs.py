@@ -1,4 +1,5 @@
-"""The outputs: checking the output paths before any work, and writing images atomically, never over an input."""
+"""The outputs: checking the output paths before any work, and writing images atomically, never over an input
+(videos are written atomically by ``codeformer.video.VideoWriter``)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import cv2
 import numpy as np
 
 from .errors import CliError, OutputWriteError
-from .inputs import IMAGE_EXTENSIONS
+from .inputs import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, is_video, output_name
 
-_FOLDER = "outputs are written as OUTDIR/<input name>.png"
+_FOLDER = "outputs are written as OUTDIR/<input name>.png (.mp4 for videos)"
 
 
 def check_output_folder(output: Path) -> None:
     """``-o`` must be a folder (existing or new), not a file or a file name."""
     if output.exists() and not output.is_dir():
         raise CliError(f"-o {output} is a file; -o takes a folder ({_FOLDER})")
-    if not output.exists() and output.suffix.lower() in IMAGE_EXTENSIONS:
+    if not output.exists() and output.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
         raise CliError(f"-o {output} looks like a file name; -o takes a folder ({_FOLDER})")
 
 
@@ -31,19 +32,26 @@ def check_outputs(inputs: Sequence[Path], output: Path, save_faces: bool, overwr
     originals = {i.resolve() for i in inputs}
     existing = []
     for path in inputs:
-        target = output / f"{path.stem}.png"
+        target = output / output_name(path)
         if target.resolve() in originals:
             raise CliError(f"refusing to overwrite input file {path} with the output {target}; "
                            "choose another output folder (-o)")
         if target.is_dir():
             raise CliError(f"the output {target} is a folder; rename it or choose another output folder (-o)")
-        faces = sorted((output / "faces").glob(f"{glob.escape(path.stem)}_[0-9][0-9]_*.png")) if save_faces else []
+        faces = sorted((output / "faces").glob(saved_faces(path))) if save_faces else []
         existing += [p for p in [target, *faces] if p.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
         shown = ", ".join(str(p) for p in existing[:3]) + more
         raise CliError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace them, "
                        "or choose another output folder (-o)")
+
+
+def saved_faces(path: Path) -> str:
+    """The glob, under OUTDIR/faces, of the faces ``--save-faces`` writes for the input ``path``: ``<stem>_NN_*.png``
+    for an image, ``<stem>/<frame>_NN_*.png`` for a video (NN: the face's number in the image, or its track)."""
+    stem = glob.escape(path.stem)
+    return f"{stem}/[0-9]*_[0-9][0-9]*_*.png" if is_video(path) else f"{stem}_[0-9][0-9]_*.png"
 
 
 def make_output_folder(output: Path) -> bool:
@@ -75,11 +83,17 @@ def write_output(image: np.ndarray, path: Path, inputs: Sequence[Path], alpha: n
     which saves a float copy of large outputs), with the source's ``alpha`` resized to it; never over an input."""
     if any(path.resolve() == i.resolve() for i in inputs):
         raise CliError(f"refusing to overwrite input file {path}; choose another output folder (-o)")
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255, out=image).astype(np.uint8)
+    image = to_uint8(image)
     if alpha is not None:
         image = np.dstack([image, alpha_for(alpha, image.shape[:2])])
     write_image(path, image)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 as is; float 0..255 clipped in place (``image`` is spent) and truncated like the official uint8 cast."""
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(image, 0, 255, out=image).astype(np.uint8)
 
 
 def alpha_for(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -99,8 +113,13 @@ def write_image(path: Path, image: np.ndarray) -> None:
     try:
         _replace_atomically(path, data.tobytes())
     except OSError as error:
-        raise OutputWriteError(f"cannot write {path}: {error.strerror or error}; {_fix(error)} (the images written "
-                               "before it are complete)") from error
+        raise write_failed(path, error) from error
+
+
+def write_failed(path: Path, error: OSError) -> OutputWriteError:
+    """The one-line error of an output that could not be written (disk full, no permission)."""
+    return OutputWriteError(f"cannot write {path}: {error.strerror or error}; {_fix(error)} (the images written "
+                            "before it are complete)")
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
