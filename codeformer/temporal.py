@@ -26,6 +26,7 @@ from .canvas import PasteResult
 from .codes import restore_clip_faces
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image
+from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
 from .tracking import FaceTracker, TrackOptions
 from .types import FACE_SIZE, FaceDetector, Faces, Interrupt
@@ -77,8 +78,10 @@ def track_frames(
     device: torch.device | str = "cpu",
     check_interrupt: Interrupt | None = None,
 ) -> Iterator[AlignedFrame]:
-    """Detect -> track -> fill -> smooth -> align, frame by frame: each frame once its look-ahead is detected."""
+    """Detect -> track -> fill -> smooth (relative to the camera's motion) -> align, frame by frame: each frame once
+    its look-ahead is detected."""
     tracker = FaceTracker(tracking)
+    camera = MotionEstimator() if tracking.landmark_sigma > 0 else None  # only smoothing needs the camera's motion
     waiting: deque[tuple[int, np.ndarray, np.ndarray]] = deque()  # (index, source, working) not yet final
 
     def aligned(tracked: list) -> AlignedFrame:
@@ -90,7 +93,7 @@ def track_frames(
             check_interrupt()
         working, chosen = detect_image(detector, source, options, device=device)
         waiting.append((index, source, working))
-        for tracked in tracker.push(chosen):
+        for tracked in tracker.push(chosen, None if camera is None else camera.step(working)):
             yield aligned(tracked)
     for tracked in tracker.finish():
         yield aligned(tracked)

@@ -17,7 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
+
+from .motion import IDENTITY, apply, compose
 
 if TYPE_CHECKING:
     from .detect import Detection
@@ -98,6 +101,7 @@ class FaceTracker:
         self._pushed = 0
         self._emitted = 0
         self._numbers = 0
+        self._motions: dict[int, np.ndarray] = {}  # frame -> camera motion from the frame before (absent: none)
 
     @property
     def lookahead(self) -> int:
@@ -105,9 +109,12 @@ class FaceTracker:
         # track reappears up to max_gap frames later.
         return self._radius + self.options.max_gap
 
-    def push(self, detections: Sequence[Detection]) -> list[list[TrackedFace]]:
-        """Add the next frame's detections; return the frames that became final (in order, possibly none),
-        each as the list of its faces."""
+    def push(self, detections: Sequence[Detection], motion: np.ndarray | None = None) -> list[list[TrackedFace]]:
+        """Add the next frame's detections, and optionally the camera's motion since the previous frame (a (2, 3)
+        affine from ``motion.MotionEstimator``: the landmarks are then smoothed relative to it); return the frames
+        that became final (in order, possibly none), each as the list of its faces."""
+        if motion is not None:
+            self._motions[self._pushed] = np.asarray(motion, dtype=np.float64)
         self._match(self._pushed, detections)
         self._pushed += 1
         return self._emit(self._pushed - 1 - self.lookahead)
@@ -116,6 +123,7 @@ class FaceTracker:
         """End of clip: the remaining frames."""
         frames = self._emit(self._pushed - 1)
         self._tracks = []  # no track continues past the end of its clip
+        self._motions = {}
         return frames
 
     def _match(self, frame: int, detections: Sequence[Detection]) -> None:
@@ -166,6 +174,8 @@ class FaceTracker:
         for track in self._tracks:
             for old in [f for f in track.samples if f < keep_from]:
                 del track.samples[old]
+        for old in [f for f in self._motions if f <= keep_from]:
+            del self._motions[old]
         self._tracks = [
             k for k in self._tracks if k.samples or self._pushed - 1 - k.last <= self.options.max_gap
         ]
@@ -192,8 +202,19 @@ class FaceTracker:
             return sample.landmarks
         frames = [f for f in range(frame - self._radius, frame + self._radius + 1) if f in track.samples]
         weights = fit_weights(np.asarray(frames, dtype=np.float64) - frame, self.options.landmark_sigma)
-        points = np.stack([track.samples[f].landmarks for f in frames]).astype(np.float64)
+        points = np.stack([apply(self._between(f, frame), track.samples[f].landmarks.astype(np.float64))
+                           for f in frames])
         return guard(np.tensordot(weights, points, axes=1), sample.landmarks).astype(np.float32)
+
+    def _between(self, start: int, end: int) -> np.ndarray:
+        """The camera motion taking frame ``start``'s pixels to frame ``end``'s (the identity without motions)."""
+        if start > end:
+            return cv2.invertAffineTransform(self._between(end, start))
+        total = IDENTITY
+        for frame in range(start + 1, end + 1):
+            if frame in self._motions:
+                total = compose(total, self._motions[frame])
+        return total
 
 
 def fit_weights(offsets: np.ndarray, sigma: float) -> np.ndarray:

@@ -182,6 +182,28 @@ def test_smoothing_does_not_lag_on_constant_velocity_even_at_the_ends() -> None:
     assert np.sqrt((err[[0, 1, -2, -1]] ** 2).sum(axis=2).mean()) < 2.0
 
 
+def test_smoothing_follows_the_camera_motion_it_is_given() -> None:
+    """A hand-held camera shakes the face by ~3 px a frame: real motion, which smoothing alone would damp (the
+    restored face would lag behind the face in the frame); given the camera's motion, only the jitter goes."""
+    rng = np.random.default_rng(7)
+    shake = rng.normal(0, 3, (60, 2))
+    truth = [face(300 + x, 300 + y) for x, y in shake]
+    frames = [[face(300 + x, 300 + y, jitter=rng.normal(0, 1.5, (5, 2)))] for x, y in shake]
+    moves = [np.array([[1.0, 0, 0], [0, 1.0, 0]])] + [
+        np.array([[1.0, 0, dx], [0, 1.0, dy]]) for dx, dy in np.diff(shake, axis=0)]
+
+    def error(out: list[list[TrackedFace]]) -> float:
+        diff = np.stack([f[0].landmarks - t.landmarks for f, t in zip(out, truth, strict=True)])
+        return float(np.sqrt((diff**2).sum(axis=2).mean()))
+
+    tracker = FaceTracker()
+    followed = [face for frame, move in zip(frames, moves, strict=True) for face in tracker.push(frame, move)]
+    followed += tracker.finish()
+    raw = error([[det] for frame in frames for det in frame])  # type: ignore[misc]
+    assert error(followed) < 0.6 * raw < error(track_faces(frames))
+    assert len(tracker._motions) == 0  # forgotten with their frames
+
+
 def test_smoothed_points_stay_near_the_raw_ones_on_a_sudden_jump() -> None:
     frames = [[face(100 + (30 if t >= 10 else 0), 100)] for t in range(20)]
     out = track_faces(frames)
