@@ -3,7 +3,8 @@
 Targets (issue 15): crops and pasted images within 1/255 on average (1.0 in 0..255 units) and >= 45 dB PSNR.
 Measured (bench/measured/device_warp.md, whole_02.png): crops 0.03-0.24 mean, 0.5 max (the uint8 rounding of
 the OpenCV crop: 99.99 % of pixels equal once rounded), >= 59 dB; pastes 0.05-0.12 mean inside the pasted area,
-<= 0.45 max, >= 64 dB, masks within 5e-6.
+<= 0.45 max, >= 64 dB, masks within 5e-6. With OpenCV 4.10 (device_warp_opencv4.md: positions snapped to
+1/32 px) the means and PSNRs are the same to 0.1 dB, single pixels differ by up to 1.9 (crops) and 0.83 (pastes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from codeformer.device_filters import erode, gaussian_blur, sample
 from codeformer.device_warp import paste_faces_torch, warp_faces_torch
 from codeformer.image import to_working
 from codeformer.pipeline import find_faces
+
+# OpenCV 5 warps float images in exact float arithmetic, as grid_sample does: only its uint8 rounding is left and
+# the tight bounds below hold. OpenCV 4 snaps source positions to 1/32 px (INTER_BITS = 5): the issue's targets
+# still hold (bench/measured/device_warp_opencv4.md) but single pixels differ more.
+EXACT = int(cv2.__version__.split(".")[0]) >= 5
+WARP_ATOL = 1e-5 if EXACT else 0.03
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def test_sample_is_warp_affine(flags):
     image = _asymmetric(37, 53)
     affine = np.array([[0.9, 0.13, 3.3], [-0.11, 1.07, 2.7]])
     ours = sample(torch.from_numpy(image)[None], cv2.invertAffineTransform(affine), (40, 30))[0].numpy()
-    np.testing.assert_allclose(ours, cv2.warpAffine(image, affine, (30, 40), flags=flags), atol=1e-5)
+    np.testing.assert_allclose(ours, cv2.warpAffine(image, affine, (30, 40), flags=flags), atol=WARP_ATOL)
 
 
 def test_warp_matches_warp_face(found):
@@ -59,7 +66,8 @@ def test_warp_matches_warp_face(found):
     affines = {f"detected {i}": f.affine for i, f in enumerate(detected)} | hand_affines(detected[0].affine)
     for name, (d, equal) in warp_diffs(to_working(source), affines, "cpu").items():
         assert d.mean <= 1.0 and d.psnr >= 45, (name, d)
-        assert d.max <= 0.51 and equal > 0.999, (name, d, equal)  # what is left is OpenCV's uint8 rounding
+        if EXACT:
+            assert d.max <= 0.51 and equal > 0.999, (name, d, equal)  # what is left is OpenCV's uint8 rounding
 
 
 def test_warp_batches_and_dtypes(found):
@@ -74,7 +82,8 @@ def test_warp_batches_and_dtypes(found):
     flipped = working[:, ::-1].copy()
     for crop, image, affine in zip(crops, [flipped, working, flipped], affines, strict=True):
         reference = cv2.warpAffine(image, affine, (512, 512), borderValue=(132, 133, 135))
-        assert np.abs(crop.permute(1, 2, 0).numpy() - reference).max() <= 0.51
+        err = np.abs(crop.permute(1, 2, 0).numpy() - reference)
+        assert err.mean() <= 1.0 and (err.max() <= 0.51 or not EXACT)
     assert warp_faces_torch(images, np.zeros((0, 2, 3)), []).shape == (0, 3, 512, 512)
     with pytest.raises(ValueError, match="2 affines but 1"):
         warp_faces_torch(images, affines[:2], [0])
@@ -95,8 +104,9 @@ def test_paste_matches_paste_faces(found, case, scale, feather, parse):
                                      upsampled=case == "upsampled")
     for d in (inside, whole):
         assert d.mean <= 1.0 and d.psnr >= 45, d
-        assert d.max < 0.5, d  # measured <= 0.45: 0.7 x the rounding of OpenCV's uint8 warped face
-    assert mask < 1e-4
+        if EXACT:
+            assert d.max < 0.5, d  # measured <= 0.45: 0.7 x the rounding of OpenCV's uint8 warped face
+    assert mask < (1e-4 if EXACT else 0.05)
 
 
 def test_paste_outside_and_mismatch():
