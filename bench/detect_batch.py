@@ -5,7 +5,7 @@
 Per case: a batch of frames of one photo at one size (frame 0 the photo, the others shifted by a fraction of a
 pixel with Gaussian noise), detected once as a batch and once per frame; the table gives the faces found, whether
 count and order agree, the largest box, landmark and score deviations, and both wall times. Also the resize itself:
-levels by which the torch resizes differ from ``cv2.resize`` (the choice documented in ``detect_batch.py``).
+levels by which the torch resizes (ours, F.interpolate's) differ from ``cv2.resize`` (see ``detect_batch.py``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ def resize_levels(image: np.ndarray) -> dict[str, tuple[int, float]]:
         }
     else:
         ref = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-        candidates = {"bilinear (ours)": _resize_like_cv2(x, height, width, False)}
+        candidates = {
+            "fixed-point bilinear (ours)": _resize_like_cv2(x, height, width, False),
+            "F.interpolate bilinear": F.interpolate(x, (height, width), mode="bilinear", align_corners=False),
+        }
     out = {}
     for name, y in candidates.items():
         got = y.round().clamp(0, 255)[0].permute(1, 2, 0).numpy()
