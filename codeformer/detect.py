@@ -9,6 +9,7 @@ longer makes a giant network input.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from facexlib.detection.retinaface_utils import PriorBox, decode, decode_landm, py_cpu_nms
+import torchvision
+from facexlib.detection.retinaface_utils import PriorBox, decode, decode_landm
 
 from .errors import InputError
 from .types import FaceDetector
@@ -63,12 +65,22 @@ def detect_faces(
     device: torch.device | str = "cpu",
 ) -> list[Detection]:
     """Detect faces in a working image ``(H, W, 3)`` RGB uint8; results sorted by score, highest first."""
-    h, w = image.shape[:2]
-    scale = min(DETECT_SHORT_SIDE / min(h, w), DETECT_MAX_SIDE / max(h, w))
-    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    scale, (width, height) = detection_size(image.shape[:2])
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(image, size, interpolation=interp)
+    small = cv2.resize(image, (width, height), interpolation=interp)
     rows = _retinaface(detector, small[:, :, ::-1], confidence, nms_threshold, device)
+    return to_detections(rows, scale, min_eye_distance)
+
+
+def detection_size(image_size: tuple[int, int]) -> tuple[float, tuple[int, int]]:
+    """The factor and the (width, height) of the network input for an image of (height, width) ``image_size``."""
+    h, w = image_size
+    scale = min(DETECT_SHORT_SIDE / min(h, w), DETECT_MAX_SIDE / max(h, w))
+    return scale, (max(1, int(w * scale)), max(1, int(h * scale)))
+
+
+def to_detections(rows: np.ndarray, scale: float, min_eye_distance: float) -> list[Detection]:
+    """Rows of ``retinaface_rows`` (network-input pixels) as detections in the image ``scale`` was taken from."""
     rows = rows / scale  # float32 stays float32, as in the official code
     found = []
     for row in rows:
@@ -85,29 +97,47 @@ def _retinaface(
     detector: FaceDetector, bgr: np.ndarray, confidence: float, nms_threshold: float, device: torch.device | str
 ) -> np.ndarray:
     """facexlib ``RetinaFace.detect_faces`` at the original size, device-safe: rows of box(4), score, landmarks(10)."""
-    net = detector.module.to(device)
     x = torch.from_numpy(np.ascontiguousarray(bgr, dtype=np.float32).transpose(2, 0, 1)).unsqueeze(0).to(device)
-    x = x - torch.tensor(BGR_MEAN, device=device).view(1, 3, 1, 1)
-    height, width = x.shape[2:]
-    loc, conf, landmarks = net(x)
+    return retinaface_rows(detector, x, confidence, nms_threshold)[0].cpu().numpy()
+
+
+def retinaface_rows(detector: FaceDetector, bgr: torch.Tensor, confidence: float,
+                    nms_threshold: float) -> list[torch.Tensor]:
+    """RetinaFace on ``[B, 3, h, w]`` float BGR in 0..255 (one network call): per image, float32 rows of box(4),
+    score, landmarks(10) in input pixels, kept by confidence and NMS, highest score first; on ``bgr``'s device."""
+    device = bgr.device
+    net = detector.module.to(device)
+    loc, conf, landmarks = net(bgr - torch.tensor(BGR_MEAN, device=device).view(1, 3, 1, 1))
+    batch, _, height, width = bgr.shape
     cfg: dict = net.cfg  # type: ignore[assignment]  # facexlib RetinaFace's configuration dict
-    priors = PriorBox(cfg, image_size=(height, width)).forward().to(device)
+    priors = _priors(tuple(map(tuple, cfg["min_sizes"])), tuple(cfg["steps"]), cfg["clip"], height, width)
+    priors = priors.to(device).repeat(batch, 1)  # facexlib's decode takes [N, 4]: the batch goes flat
     variance = cfg["variance"]
     scale4 = torch.tensor([width, height] * 2, dtype=torch.float32, device=device)
     scale10 = torch.tensor([width, height] * 5, dtype=torch.float32, device=device)
-    boxes = (decode(loc.squeeze(0), priors, variance) * scale4).cpu().numpy()
-    points = (decode_landm(landmarks.squeeze(0), priors, variance) * scale10).cpu().numpy()
-    scores = conf.squeeze(0).cpu().numpy()[:, 1]
+    boxes = (decode(loc.reshape(-1, 4), priors, variance) * scale4).view(batch, -1, 4)
+    points = (decode_landm(landmarks.reshape(-1, 10), priors, variance) * scale10).view(batch, -1, 10)
+    scores = conf[:, :, 1]
+    return [_select(*found, confidence, nms_threshold) for found in zip(boxes, points, scores, strict=True)]
 
-    keep = np.where(scores > confidence)[0]
-    boxes, points, scores = boxes[keep], points[keep], scores[keep]
-    order = scores.argsort()[::-1][:PRE_NMS_TOP_K]
+
+@functools.lru_cache(maxsize=8)
+def _priors(min_sizes: tuple, steps: tuple, clip: bool, height: int, width: int) -> torch.Tensor:
+    """facexlib's prior boxes for one input size, computed once: its Python loop takes tens of ms at 640 px,
+    and consecutive video frames share their size."""
+    cfg = {"min_sizes": [list(sizes) for sizes in min_sizes], "steps": list(steps), "clip": clip}
+    return PriorBox(cfg, image_size=(height, width)).forward()
+
+
+def _select(boxes: torch.Tensor, points: torch.Tensor, scores: torch.Tensor, confidence: float,
+            nms_threshold: float) -> torch.Tensor:
+    """facexlib's filter on one image: score above ``confidence``, the ``PRE_NMS_TOP_K`` best, NMS (facexlib's
+    ``py_cpu_nms`` is ``torchvision.ops.nms`` on the float32 boxes, so the same call here, on their device)."""
+    keep = torch.nonzero(scores > confidence).squeeze(1)
+    order = keep[scores[keep].sort(descending=True, stable=True).indices[:PRE_NMS_TOP_K]]
     boxes, points, scores = boxes[order], points[order], scores[order]
-    dets = np.hstack((boxes, scores[:, None])).astype(np.float32, copy=False)
-    if len(dets) == 0:
-        return np.zeros((0, 15), np.float32)
-    kept = py_cpu_nms(dets, nms_threshold)
-    return np.concatenate((dets[kept], points[kept]), axis=1)
+    kept = torchvision.ops.nms(boxes, scores, nms_threshold)
+    return torch.cat((boxes[kept], scores[kept, None], points[kept]), dim=1)
 
 
 def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], selection: str = "all",
