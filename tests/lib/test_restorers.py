@@ -149,3 +149,10 @@ def test_cli_model_path_and_missing_model(tmp_path, restorer_dir, capsys):
     missing = main(["restore", str(weights.IMAGES / FACE), "-o", str(tmp_path / "out"), "--aligned", "--model",
                     "NoSuchRestorer.pth", "--models-dir", str(restorer_dir), "--offline", "--device", "cpu"])
     assert missing == 1 and "NoSuchRestorer.pth" in capsys.readouterr().err
+
+
+def test_advice_names_the_restorer_it_assumes():
+    from codeformer.advisor import advise
+
+    for source, box in (("ai_generated", (400, 400, 600, 600)), ("photo", (0, 0, 900, 900))):
+        assert "CodeFormer fidelity" in advise([box], (1000, 1000), source).reason
