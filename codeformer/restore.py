@@ -110,7 +110,8 @@ def run_settings(model: CodeFormerModel, device: torch.device | str, precision: 
     device = torch.device(device)
     precision = model.precision if precision is None else precision
     bf16 = use_bf16(device, precision)
-    return RunSettings(device, bf16, memory_format(device, precision),
+    fmt = memory_format(device, precision) if restorer_of(model).channels_last else torch.contiguous_format
+    return RunSettings(device, bf16, fmt,
                        auto_batch_size(device, bf16) if batch_size is None else batch_size)
 
 

@@ -38,6 +38,9 @@ class Restorer:
     has_fidelity: bool  # takes CodeFormer's fidelity weight w
     has_codes: bool  # code logits that codes.py smooths along face tracks
     forward: Callable[[Any, torch.Tensor, float], Any]  # (net, x, weight) -> the network's raw output
+    # GFPGAN's StyleGAN weights are 5-D (modulated per face, reshaped on every call): torch refuses to make them
+    # channels_last, and that layout would not help them anyway
+    channels_last: bool = True
 
     def call(self, net: Any, x: torch.Tensor, weight: float) -> torch.Tensor:
         """The restored faces in [-1, 1] (not clamped yet); ``weight`` only reaches restorers with a fidelity."""
@@ -60,7 +63,7 @@ def _restoreformer(net: Any, x: torch.Tensor, weight: float) -> Any:
 CODEFORMER = Restorer("CodeFormer", "CodeFormer", has_fidelity=True, has_codes=True, forward=_codeformer)
 RESTORERS: dict[str, Restorer] = {r.arch: r for r in (
     CODEFORMER,
-    Restorer("GFPGAN", "GFPGAN", has_fidelity=False, has_codes=False, forward=_gfpgan),
+    Restorer("GFPGAN", "GFPGAN", has_fidelity=False, has_codes=False, forward=_gfpgan, channels_last=False),
     Restorer("RestoreFormer", "RestoreFormer", has_fidelity=False, has_codes=False, forward=_restoreformer),
 )}
 SUPPORTED = "CodeFormer, GFPGAN v1.2-1.4 (clean) or RestoreFormer"

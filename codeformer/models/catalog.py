@@ -70,22 +70,6 @@ KNOWN_FILES: dict[str, KnownFile] = {
             "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
             None,
         ),
-        # GFPGAN 1.3 and RestoreFormer: hashes as pinned by the Arch Linux gfpgan package (makepkg checks them) and
-        # by other projects' download tables, which agree; RestoreFormer is the same file in releases v1.3.0/v1.3.4.
-        KnownFile(
-            "GFPGANv1.3.pth",
-            "facerestore_models",
-            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
-            "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
-            348632874,
-        ),
-        KnownFile(
-            "RestoreFormer.pth",
-            "facerestore_models",
-            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/RestoreFormer.pth",
-            "07404d446d62ca3d5ed38b1de09a947a1e77d46dbccec961a74d713a8f24ace0",
-            290785322,
-        ),
         KnownFile(
             "GFPGANv1.4.pth",
             "facerestore_models",
