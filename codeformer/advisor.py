@@ -135,16 +135,16 @@ def advise(
 
     if shot == "close_up":
         fidelity = CLOSE_UP_FIDELITY
-        fidelity_why = "fidelity 1.0: lower values over-smooth the skin and change the eyes"
+        fidelity_why = "CodeFormer fidelity 1.0: lower values over-smooth the skin and change the eyes"
     elif photo:
         fidelity = PHOTO_FIDELITY
-        fidelity_why = "fidelity 0.7: real photos need more than 0.6 or the skin is over-smoothed"
+        fidelity_why = "CodeFormer fidelity 0.7: real photos need more than 0.6 or the skin is over-smoothed"
     elif shot == "wide":
         fidelity = DEFAULT_FIDELITY
-        fidelity_why = "fidelity 0.5 (default; matters little in wide shots)"
+        fidelity_why = "CodeFormer fidelity 0.5 (default; matters little in wide shots)"
     else:
         fidelity = DEFAULT_FIDELITY
-        fidelity_why = "fidelity 0.5 (default): CodeFormer does best on AI-generated images"
+        fidelity_why = "CodeFormer fidelity 0.5 (default): CodeFormer does best on AI-generated images"
 
     background_enhance = shot != "close_up"
     background_why = {
@@ -161,6 +161,7 @@ def advise(
         upsample_why = f"face upsample {'on' if face_upsample else 'off'}: largest face pasted at ~{pasted:.0f} px " \
             f"({'>' if face_upsample else '<='} {FACE_SIZE})"
 
+    # the advice assumes CodeFormer (the only restorer with a fidelity): the reason names it, for GFPGAN users
     shot_why = _describe_shot(shot, share, len(boxes))
     reason = "; ".join((shot_why, fidelity_why, background_why, upsample_why, upscale_why))
     return Advice(faces=len(boxes), face_share=share, shot=shot, fidelity=fidelity,

@@ -72,9 +72,9 @@ def clip_advice(per_frame: Sequence[Advice]) -> ClipAdvice:
     median = statistics.median_low(a.face_share for a in with_faces)
     typical = next(a for a in with_faces if a.face_share == median)
     fidelity = max(typical.fidelity, VIDEO_FIDELITY)
-    fidelity_why = (f"fidelity raised to {fidelity:g} for video: lower values invent detail that changes from frame "
-                    "to frame (flicker)" if fidelity > typical.fidelity else
-                    f"fidelity {fidelity:g} (already steady enough for video)")
+    fidelity_why = (f"CodeFormer fidelity raised to {fidelity:g} for video: lower values invent detail that changes "
+                    "from frame to frame (flicker)" if fidelity > typical.fidelity else
+                    f"CodeFormer fidelity {fidelity:g} (already steady enough for video)")
     reason = "; ".join((f"faces in {len(with_faces)} of {len(per_frame)} sampled frames, typical frame: "
                         f"{typical.reason}", fidelity_why,
                         f"temporal on: faces tracked, landmarks and codes smoothed over {window} frames"))

@@ -31,8 +31,10 @@ from .restore import (
     network_input,
     network_output,
     placed_network,
+    restore_faces,
     run_settings,
 )
+from .restorers import restorer_of
 from .runtime import bf16_autocast, run_in_batches
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt
 
@@ -113,7 +115,8 @@ def decode_codes(net: Any, encoded: Encoded, codes: torch.Tensor, weight: float)
 @dataclass(frozen=True)
 class RestoredChunk:
     restored: np.ndarray  # [n, 512, 512, 3] uint8, in the order of the chunk's faces
-    codes: np.ndarray  # [n, 256] int64: the codebook index each token used (after smoothing)
+    codes: np.ndarray | None  # [n, 256] int64: the codebook index each token used (after smoothing); None for
+    # restorers without codes (GFPGAN, RestoreFormer)
 
 
 @dataclass
@@ -251,9 +254,20 @@ def restore_clip_faces(
     Yields one RestoredChunk per chunk, in order, as soon as the look-ahead of its faces is known: a chunk's faces
     may wait for the next chunk(s). Memory: the encoded faces not yet decoded (~47 MB each in fp32) and the logits
     of the last r frames per track.
+
+    Restorers without code logits (GFPGAN, RestoreFormer) restore each chunk as ``restore_found_faces`` (the clip
+    keeps its tracked, smoothed landmarks; ``window`` is not used) and yield ``codes=None``.
     """
     if window < 1 or window % 2 == 0:
         raise InputError(f"window must be an odd number of frames (1 = no smoothing), got {window}")
+    if not restorer_of(model).has_codes:
+        for faces, crops in chunks:
+            check_crops(crops, faces)
+            restored = restore_faces(model, crops, face_weights(fidelity, faces), gray=[f.is_gray for f in faces],
+                                     device=device, batch_size=batch_size, precision=precision,
+                                     check_interrupt=check_interrupt)
+            yield RestoredChunk(restored, None)
+        return
     settings = run_settings(model, device, precision, batch_size)
     stream = _Stream(placed_network(model, settings), settings, window // 2, fidelity, check_interrupt)
     for faces, crops in chunks:  # the next chunk is read only when the ones before cannot be yielded yet
@@ -275,10 +289,10 @@ def restore_tracked_faces(
     window: int = 3,
     frames_per_chunk: int = 8,
     **kwargs: Any,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``restore_clip_faces`` over a whole batch of frames (``faces.source_sizes``: one image per frame), fed
-    ``frames_per_chunk`` frames at a time; returns (restored ``[N, 512, 512, 3]`` uint8, codes ``[N, 256]`` int64)
-    in ``faces`` order. ``kwargs`` are those of ``restore_clip_faces``."""
+    ``frames_per_chunk`` frames at a time; returns (restored ``[N, 512, 512, 3]`` uint8, codes ``[N, 256]`` int64,
+    or None for restorers without codes) in ``faces`` order. ``kwargs`` are those of ``restore_clip_faces``."""
     check_crops(crops, faces)
     if frames_per_chunk < 1:
         raise InputError(f"frames_per_chunk must be at least 1, got {frames_per_chunk}")
@@ -287,11 +301,12 @@ def restore_tracked_faces(
     parts = [[i for frame in by_frame[start : start + frames_per_chunk] for i, _ in frame]
              for start in range(0, len(by_frame), frames_per_chunk)]
     restored = np.empty((len(faces), FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    codes = np.empty((len(faces), TOKENS), np.int64)
+    codes: np.ndarray | None = np.empty((len(faces), TOKENS), np.int64) if restorer_of(model).has_codes else None
     chunks = ((tuple(faces.faces[i] for i in part), crops[part]) for part in parts)
     for part, done in zip(parts, restore_clip_faces(model, chunks, fidelity, window=window, **kwargs), strict=True):
         restored[part] = done.restored
-        codes[part] = done.codes
+        if codes is not None and done.codes is not None:
+            codes[part] = done.codes
     return restored, codes
 
 

@@ -1,4 +1,5 @@
-"""CodeFormer restoration of aligned 512x512 faces, with the official pre- and post-processing."""
+"""Restoration of aligned 512x512 faces (CodeFormer, GFPGAN, RestoreFormer), with the official pre- and
+post-processing; how each network is called is in ``restorers``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from .errors import InputError
 from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
+from .restorers import Restorer, restorer_of, warn_fidelity
 from .runtime import auto_batch_size, bf16_autocast, memory_format, retry_smaller, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt, Progress
 
@@ -37,7 +39,8 @@ def restore_faces(
 
     Args:
         faces: ``[N, H, W, 3]`` RGB, uint8 0..255 or float 0..1; other sizes than 512 are resized (bilinear).
-        fidelity: ``w`` in [0, 1] (0 = quality, 1 = fidelity to the input), one value or one per face.
+        fidelity: ``w`` in [0, 1] (0 = quality, 1 = fidelity to the input), one value or one per face; only
+            CodeFormer has one (other restorers log a warning once when it is not the default, and ignore it).
         batch_size: faces per network call; default: from free device memory (``runtime.auto_batch_size``).
         precision: ``auto`` (bf16 autocast on CUDA devices that support it, else fp32 in the fastest layout),
             ``fp32`` (the official arithmetic, bit-identical) or ``bf16``; default: ``model.precision``.
@@ -48,13 +51,17 @@ def restore_faces(
     crops = _as_batch(faces)
     n = len(crops)
     weights = _per_face(fidelity, n)
+    restorer = restorer_of(model)
+    if not restorer.has_fidelity:  # one group: the weight changes nothing, so it must not split batches
+        warn_fidelity(restorer, weights)
+        weights = [0.0] * n
     out = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)  # every row is written below
     if n == 0:
         return out
     gray_flags = [bool(g) for g in gray] if gray is not None else [False] * n
     settings = run_settings(model, device, precision, batch_size)
     device = settings.device
-    net = _network(model, settings)
+    net = _network(model, settings, restorer)
     done = 0
 
     def progress(count: int) -> None:
@@ -77,7 +84,7 @@ def restore_faces(
             if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
                 for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host), strict=True):
                     gray_flags[i] = flag
-            y_all = _run_chunk(net, x_all, w, settings, progress, check_interrupt)
+            y_all = _run_chunk(net, x_all, w, settings, progress, check_interrupt, restorer)
             if isinstance(rows, slice):
                 torch.from_numpy(out[rows]).copy_(y_all)  # straight into the result, no intermediate copy
             else:
@@ -103,7 +110,8 @@ def run_settings(model: CodeFormerModel, device: torch.device | str, precision: 
     device = torch.device(device)
     precision = model.precision if precision is None else precision
     bf16 = use_bf16(device, precision)
-    return RunSettings(device, bf16, memory_format(device, precision),
+    fmt = memory_format(device, precision) if restorer_of(model).channels_last else torch.contiguous_format
+    return RunSettings(device, bf16, fmt,
                        auto_batch_size(device, bf16) if batch_size is None else batch_size)
 
 
@@ -130,7 +138,7 @@ def finish_face(restored: np.ndarray, crop: np.ndarray, gray: bool) -> np.ndarra
 
 
 def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, settings: RunSettings, on_done: Callable[[int], None],
-               check_interrupt: Interrupt | None) -> torch.Tensor:
+               check_interrupt: Interrupt | None, restorer: Restorer) -> torch.Tensor:
     """The network over a chunk of faces already on the device ``[N, 3, 512, 512]`` (uint8 or 0..1 floats), in
     batches that halve on out-of-memory; returns ``[N, 512, 512, 3]`` uint8 on the same device."""
     y_all = torch.empty((len(x_all), FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=x_all.device)
@@ -139,11 +147,11 @@ def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, settings: RunSettin
         part = slice(batch[0], batch[-1] + 1)  # positions in the chunk
         x = network_input(x_all[part], settings.fmt)
         with torch.inference_mode(), bf16_autocast(x.device, settings.bf16):
-            y = net(x, weight=w)[0]
+            y = restorer.call(net, x, w)
         y_all[part] = network_output(y)
 
     run_in_batches(run, list(range(len(x_all))), settings.batch_size, on_done=on_done,
-                   check_interrupt=check_interrupt, what="CodeFormer")
+                   check_interrupt=check_interrupt, what=restorer.name)
     return y_all
 
 
@@ -180,7 +188,7 @@ def _rows(chunk: list[int]) -> slice | list[int]:
     return chunk
 
 
-def _network(model: CodeFormerModel, settings: RunSettings) -> Callable:
+def _network(model: CodeFormerModel, settings: RunSettings, restorer: Restorer) -> Callable:
     """The network on ``device``; with ``model.compile`` on CUDA, a torch.compile'd copy kept on the model.
 
     Compiling pays for large batches of faces (bench/gpu_experiments.py). It happens again the first time the batch
@@ -189,6 +197,9 @@ def _network(model: CodeFormerModel, settings: RunSettings) -> Callable:
     """
     net = placed_network(model, settings)
     if not model.compile or settings.device.type != "cuda":
+        return net
+    if not restorer.has_fidelity:  # compile_network's call is CodeFormer's (weight=); the others run as they are
+        log.info("compile is for CodeFormer only: %s runs uncompiled", restorer.name)
         return net
     key = str(settings.device)
     if key not in model.compiled:

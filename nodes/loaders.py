@@ -1,4 +1,5 @@
-"""Loader nodes: CodeFormer, RetinaFace detector and ParseNet parser (models on the CPU until a node runs them)."""
+"""Loader nodes: face restorer (CodeFormer, GFPGAN, RestoreFormer), RetinaFace detector and ParseNet parser
+(models on the CPU until a node runs them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 
 from ..codeformer import models
 from ..codeformer.models import DETECTORS, KNOWN_FILES
+from ..codeformer.restorers import SUPPORTED
 from ..codeformer.runtime import PRECISIONS, check_precision
 from .folders import FACEDETECTION, FACERESTORE_MODELS, list_models, model_path
 
@@ -19,9 +21,11 @@ def _is_parser_file(name: str) -> bool:
 
 
 def codeformer_choices() -> list[str]:
-    """Known CodeFormer files first (codeformer.pth; downloaded if missing), then every file in facerestore_models."""
+    """Known CodeFormer files first (codeformer.pth; downloaded if missing), then every file in facerestore_models
+    (any face restorer: the loader recognises the architecture from the keys). Other known files (GFPGAN) are
+    listed only when present: CodeFormer is the one this pack downloads."""
     known = [f.name for f in KNOWN_FILES.values()
-             if f.folder == FACERESTORE_MODELS and f.name.lower().startswith("codeformer")]  # not GFPGAN
+             if f.folder == FACERESTORE_MODELS and f.name.lower().startswith("codeformer")]
     return known + [n for n in list_models(FACERESTORE_MODELS) if n not in known]
 
 
@@ -38,21 +42,24 @@ def parser_choices() -> list[str]:
 
 
 class CodeFormerModelLoader:
-    DESCRIPTION = ("Loads a CodeFormer face-restoration checkpoint (.pth or .safetensors) from "
-                   "models/facerestore_models. "
-                   "codeformer.pth is downloaded from the official release if it is missing.")
+    DESCRIPTION = ("Loads a face-restoration checkpoint (.pth or .safetensors) from models/facerestore_models: "
+                   f"{SUPPORTED}, recognised from its weights (not its name). Only CodeFormer has a fidelity; "
+                   "GFPGAN runs with the noise stored in the checkpoint, so the same face restores the same way "
+                   "every time. codeformer.pth is downloaded from the official release if it is missing.")
     CATEGORY = "codeformer/loaders"
     FUNCTION = "load"
     RETURN_TYPES = ("CODEFORMER_MODEL",)
     RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The CodeFormer network, for CodeFormer Restore Faces and CodeFormer Face Restore.",)
+    OUTPUT_TOOLTIPS = ("The face restorer (CodeFormer, GFPGAN or RestoreFormer), for CodeFormer Restore Faces and "
+                       "CodeFormer Face Restore.",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model_name": (codeformer_choices(), {
-                "tooltip": "CodeFormer checkpoint in models/facerestore_models (official: codeformer.pth v0.1.0)."
-                + _DOWNLOAD_NOTE}),
+                "tooltip": "Face restorer in models/facerestore_models: CodeFormer (official: codeformer.pth "
+                           "v0.1.0), GFPGAN v1.2-1.4 (GFPGANv1.4.pth) or RestoreFormer (RestoreFormer.pth). Only "
+                           "CodeFormer has a fidelity and code smoothing for video." + _DOWNLOAD_NOTE}),
             "compile_on_gpu": ("BOOLEAN", {
                 "default": False,
                 "tooltip": "torch.compile the network on NVIDIA GPUs: more faces per second for big batches, after a "

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 FIDELITY_INPUT = ("FLOAT", {
     "default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
     "tooltip": "CodeFormer w: 0 = best quality (more invented detail), 1 = closest to the input face. "
-               "Official suggestion 0.5 (0.7 for old photos). Not used when auto_fidelity is on."})
+               "Official suggestion 0.5 (0.7 for old photos). Not used when auto_fidelity is on. CodeFormer only: "
+               "GFPGAN and RestoreFormer have no fidelity and ignore it (a warning is logged when it is not 0.5)."})
 FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
     "default": "auto",
     "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
@@ -57,7 +58,8 @@ CODE_WINDOW_INPUT = ("INT", {
     "default": TemporalOptions.code_window, "min": 1, "max": 9, "step": 2,
     "tooltip": "Video frames: the codebook choices of each face are averaged over this many consecutive frames "
                "(odd; 1 = off), which stops restored details from flickering. Only used for faces detected with "
-               "video_frames on."})
+               "video_frames on. CodeFormer only (GFPGAN and RestoreFormer have no codes: their faces keep the "
+               "tracked, smoothed landmarks only)."})
 PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
     "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "

@@ -66,10 +66,15 @@ class FakeCodeFormer(torch.nn.Module):
         return out, None, None
 
 
+def arch(name: str) -> SimpleNamespace:
+    """A stand-in for a spandrel architecture: only its id, which picks the restorer's contract."""
+    return SimpleNamespace(id=name)
+
+
 def fake_model(precision: str = "auto", **kwargs: object) -> CodeFormerModel:
     """A CodeFormerModel whose network is a FakeCodeFormer."""
-    return CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)), path=Path("fake.pth"),
-                           precision=precision)
+    descriptor = SimpleNamespace(model=FakeCodeFormer(**kwargs), architecture=arch("CodeFormer"))
+    return CodeFormerModel(descriptor=descriptor, path=Path("fake.pth"), precision=precision)
 
 
 def many_boxes_detector(path: Path) -> Path:

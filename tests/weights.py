@@ -2,6 +2,8 @@
 
 - CodeFormer: ``{'params_ema': state_dict}`` (.pth) or the bare state dict (.safetensors), full size.
 - Real-ESRGAN: basicsr ``RRDBNet`` key names under ``params_ema``, small (few features / blocks).
+- GFPGAN v1.4: ``{'params_ema': state_dict}`` of ``GFPGANv1Clean`` (v1.2-1.4 config), full size.
+- RestoreFormer: ``{'params_ema': state_dict}`` of RestoreFormer (the official config), full size.
 - ParseNet: facexlib ``ParseNet`` plain state dict.
 - RetinaFace: the real mobilenet0.25 detector from ``shared/data/weights``.
 """
@@ -29,6 +31,26 @@ def codeformer_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         net.quantize.embedding.weight.normal_(0, 1)
         net.position_emb.normal_(0, 0.1)
+    return {k: v.contiguous() for k, v in net.state_dict().items()}
+
+
+def gfpgan_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """State dict of GFPGAN v1.4 (``GFPGANv1Clean`` as GFPGANer builds it for v1.2-1.4), random weights, with the
+    StyleGAN noise buffers (``stylegan_decoder.noises.noiseN``) the official checkpoints hold."""
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    torch.manual_seed(seed)
+    net = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
+                 num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    return {k: v.contiguous() for k, v in net.state_dict().items()}
+
+
+def restoreformer_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """State dict of RestoreFormer (the official 512 px config), random weights."""
+    from spandrel.architectures.RestoreFormer import RestoreFormer
+
+    torch.manual_seed(seed)
+    net = RestoreFormer()
     return {k: v.contiguous() for k, v in net.state_dict().items()}
 
 

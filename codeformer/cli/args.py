@@ -11,10 +11,13 @@ import torch
 from ..advisor import SOURCES
 from ..errors import InputError
 from ..models import DETECTORS
+from ..restorers import SUPPORTED
 from ..runtime import PRECISIONS, resolve_device
 from ..upsample import AUTO_TILE, DEFAULT_TILE
 from ..video import VIDEO_SUFFIXES
 from .errors import CliError
+
+DEFAULT_MODEL = "codeformer.pth"
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -29,18 +32,25 @@ def _at_least(minimum: int) -> Callable[[str], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``restore`` and ``advise`` commands and their options."""
-    parser = argparse.ArgumentParser(prog="python -m codeformer", description="CodeFormer face restoration.")
+    # allow_abbrev=False everywhere: a prefix (--model of --models-dir) or a typo is an error, never another option
+    parser = argparse.ArgumentParser(prog="python -m codeformer", description="CodeFormer face restoration.",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("restore", help="restore the faces in images and videos (whole images and clips, or aligned "
-                                       "512x512 faces)")
+    r = sub.add_parser("restore", allow_abbrev=False,
+                       help="restore the faces in images and videos (whole images and clips, or aligned 512x512 faces)")
     r.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=f"image or video ({' '.join(VIDEO_SUFFIXES)}) files, or folders of them")
     r.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
                    help="output folder (created if missing); OUTDIR/<input name>.png per image, .mp4 per video")
     r.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never the inputs)")
     r.add_argument("--aligned", action="store_true", help="inputs are aligned 512x512 faces (no detection)")
-    r.add_argument("--fidelity", "-w", type=float, default=None, help="0 = quality, 1 = fidelity (default 0.5)")
+    r.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME_OR_PATH",
+                   help=f"face restorer: a file name in facerestore_models, or a path such as ./x.pth "
+                        f"(default {DEFAULT_MODEL}); "
+                        f"{SUPPORTED}, recognised from its weights")
+    r.add_argument("--fidelity", "-w", type=float, default=None,
+                   help="0 = quality, 1 = fidelity (default 0.5); CodeFormer only")
     r.add_argument("--upscale", "-s", type=float, default=None, help="output scale of whole images, 1..8 (default 2)")
     r.add_argument("--background-enhance", action="store_true", help="upscale the background with Real-ESRGAN")
     r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
@@ -74,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
     _common(r)
 
-    a = sub.add_parser("advise", help="print the recommended settings for each image or video as JSON")
+    a = sub.add_parser("advise", allow_abbrev=False,
+                       help="print the recommended settings for each image or video as JSON")
     a.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them")
     a.add_argument("--source", choices=SOURCES, default="ai_generated")
     a.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")

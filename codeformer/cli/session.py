@@ -16,6 +16,7 @@ from .. import models
 from ..advisor import Advice, face_upsample_mode
 from ..faces import DetectOptions
 from ..pipeline import Networks, PasteOptions, RestoreSettings
+from ..restorers import fidelity_note, restorer_of
 from ..types import CodeFormerModel, FaceDetector, FaceParser
 from .inputs import Inputs
 
@@ -29,6 +30,13 @@ class ModelFiles:
     def __init__(self, models_dir: Path | None, offline: bool) -> None:
         self.root = models_dir or models.default_models_dir()
         self.offline = offline
+
+    def restorer(self, name_or_path: str) -> Path:
+        """``--model``: a file of facerestore_models (downloaded when known), or a path to a file elsewhere."""
+        given = Path(name_or_path).expanduser()
+        if given.name != name_or_path:  # a path (./x.pth for a file in the current folder); a bare name: the folder
+            return given
+        return self.path(name_or_path, "facerestore_models")
 
     def path(self, name: str, folder: str) -> Path:
         """The file ``name`` in ``folder`` of the models folder (downloaded when it is a known file)."""
@@ -54,7 +62,11 @@ class Models:
     @classmethod
     def load(cls, args: argparse.Namespace) -> Models:
         files = ModelFiles(args.models_dir, args.offline)
-        codeformer = models.load_codeformer(files.path("codeformer.pth", "facerestore_models"))
+        codeformer = models.load_codeformer(files.restorer(args.model))
+        note = fidelity_note(restorer_of(codeformer), args.fidelity) if args.fidelity is not None else None
+        if note:  # said once here; the default then flows on, so the library does not warn again
+            print(f"note: --fidelity: {note}", file=sys.stderr, flush=True)
+            args.fidelity = None
         codeformer = dataclasses.replace(codeformer, compile=args.compile, precision=args.precision)
         if args.aligned:
             return cls(files, args.upscaler, codeformer, None, None)

@@ -1,5 +1,5 @@
 """Model files: which official files exist, finding them, downloading them (verified), reading checkpoints safely and
-building the networks (CodeFormer, upscalers, RetinaFace, ParseNet).
+building the networks (face restorers, upscalers, RetinaFace, ParseNet).
 
 One module per job: :mod:`.catalog` (the official files and detector names), :mod:`.files` (finding a file),
 :mod:`.download` (verified downloads), :mod:`.checkpoint` (reading a checkpoint into a state dict) and

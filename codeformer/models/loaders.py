@@ -1,4 +1,5 @@
-"""Building networks from checkpoints: CodeFormer and upscalers with spandrel, RetinaFace and ParseNet with facexlib.
+"""Building networks from checkpoints: face restorers (CodeFormer, GFPGAN, RestoreFormer) and upscalers with
+spandrel, RetinaFace and ParseNet with facexlib.
 
 Architectures are chosen by the checkpoint's keys, never by its file name. Every network is returned on the CPU in
 eval mode without gradients; the caller moves it to its device.
@@ -16,6 +17,7 @@ import spandrel
 import torch
 
 from ..errors import InputError
+from ..restorers import RESTORERS
 from ..types import CodeFormerModel, FaceDetector, FaceParser
 from .catalog import DETECTORS, KNOWN_FILES, redownload_hint
 from .checkpoint import load_state_dict
@@ -62,12 +64,13 @@ def _freeze(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_codeformer(path: Path) -> CodeFormerModel:
-    """Load a CodeFormer checkpoint (.pth or .safetensors) as an eval-mode spandrel descriptor on the CPU."""
+    """Load a face restorer (.pth or .safetensors): CodeFormer, GFPGAN v1.2-1.4 (clean) or RestoreFormer, recognised
+    from the checkpoint's keys, as an eval-mode spandrel descriptor on the CPU (``restorers`` says how each runs)."""
     path = Path(path)
     sd = load_state_dict(path)
     descriptor = _spandrel_load(path, sd)
     arch_id = descriptor.architecture.id if descriptor is not None else None
-    if descriptor is None or arch_id != "CodeFormer":
+    if descriptor is None or arch_id not in RESTORERS:
         article = "an" if arch_id and arch_id[0].upper() in "AEIOU" else "a"
         if arch_id:
             what = f"{article} {arch_id} model"
@@ -75,11 +78,13 @@ def load_codeformer(path: Path) -> CodeFormerModel:
             what = "unknown: no position_emb key" if "position_emb" not in sd else "unknown"
         url = KNOWN_FILES["codeformer.pth"].url
         raise ModelFileError(
-            f"`{path.name}` ({path}) is not a CodeFormer checkpoint (it is {what}); "
-            f"expected codeformer.pth v0.1.0 from {url}, in models/facerestore_models."
+            f"`{path.name}` ({path}) is not a CodeFormer checkpoint, nor another face restorer this pack runs "
+            f"(GFPGAN v1.2-1.4, RestoreFormer) (it is {what}); "
+            f"expected codeformer.pth v0.1.0 from {url} (or GFPGANv1.4.pth, RestoreFormer.pth), "
+            "in models/facerestore_models."
         )
     _freeze(descriptor.model)
-    logger.info("loaded CodeFormer from %s", path)
+    logger.info("loaded %s from %s", arch_id, path)
     return CodeFormerModel(descriptor=descriptor, path=path)
 
 

@@ -64,7 +64,8 @@ class TinyCodeFormer(CodeFormer):
 
 
 def tiny_model(seed: int = 0) -> CodeFormerModel:
-    return CodeFormerModel(descriptor=SimpleNamespace(model=TinyCodeFormer(seed).eval()), path=Path("tiny.pth"))
+    descriptor = SimpleNamespace(model=TinyCodeFormer(seed).eval(), architecture=SimpleNamespace(id="CodeFormer"))
+    return CodeFormerModel(descriptor=descriptor, path=Path("tiny.pth"))
 
 
 def face(frame: int, track: int | None, gray: bool = False) -> Face:

@@ -319,8 +319,8 @@ def fake(lib):
     """``fake(**kwargs)``: a CODEFORMER_MODEL whose network is a FakeCodeFormer."""
 
     def make(**kwargs):
-        return lib.types.CodeFormerModel(descriptor=SimpleNamespace(model=FakeCodeFormer(**kwargs)),
-                                         path=Path("fake.pth"))
+        descriptor = SimpleNamespace(model=FakeCodeFormer(**kwargs), architecture=SimpleNamespace(id="CodeFormer"))
+        return lib.types.CodeFormerModel(descriptor=descriptor, path=Path("fake.pth"))
 
     return make
 

@@ -171,3 +171,21 @@ def test_missing_model_names_folder_file_and_url(nodes, lib, folders, monkeypatc
     assert lib.models.KNOWN_FILES["codeformer.pth"].url in msg
     assert str(folders["facerestore_models"] / "codeformer.pth") in msg and "models/facerestore_models" in msg
     assert list(folders["facerestore_models"].iterdir()) == []
+
+
+def test_model_loader_lists_and_loads_other_face_restorers(nodes, lib, user_facerestore_dir):
+    """A GFPGAN file in facerestore_models is listed and loaded as GFPGAN (recognised from its keys), and the
+    fidelity inputs say that only CodeFormer has one; saved widget values stay valid."""
+    loader = nodes["CodeFormerModelLoader"]()
+    path = weights.save_pth(weights.gfpgan_state_dict(), user_facerestore_dir / "GFPGANv1.4.pth", wrap="params_ema")
+    try:
+        choices = loader.INPUT_TYPES()["required"]["model_name"][0]
+        assert choices[0] == "codeformer.pth" and "GFPGANv1.4.pth" in choices
+        (model,) = loader.load("GFPGANv1.4.pth", False, "auto")
+        assert model.descriptor.architecture.id == "GFPGAN"
+        assert lib.restorers.restorer_of(model).has_fidelity is False
+    finally:
+        path.unlink()
+    fidelity = nodes["CodeFormerRestore"].INPUT_TYPES()["required"]["fidelity"][1]
+    assert fidelity["default"] == 0.5 and "CodeFormer only" in fidelity["tooltip"]
+    assert "GFPGAN" in loader.DESCRIPTION
