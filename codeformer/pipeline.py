@@ -107,6 +107,8 @@ def restore_images(
 
     ``precision`` (``runtime.use_bf16``) applies to every network; default: the restorer's. ``on_progress(done,
     total)`` counts the steps after detection: each face restored, the canvases (one step per image), the paste.
+    On CUDA (or with ``CODEFORMER_DEVICE_PATH=1``) a batch of one size takes the device path (``device_path``,
+    ``device_paste``): the same steps with the frames kept on the device, within 1/255 of the OpenCV path.
     """
     # The device path (device_path.use_device_path: CUDA, or forced) keeps the frames on the device to the paste
     located = None
