@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from bench.clips import load_photo  # noqa: E402
 from codeformer.detect import Detection, detect_faces, detection_size  # noqa: E402
-from codeformer.detect_batch import _resize_like_cv2, detect_batch  # noqa: E402
+from codeformer.detect_batch import detect_batch  # noqa: E402
+from codeformer.device_resize import resize_like_cv2  # noqa: E402
 from codeformer.image import to_working  # noqa: E402
 
 # (photo, frame size (height, width) or None for the photo's working image): both resizes, an exact halving
@@ -76,14 +77,14 @@ def resize_levels(image: np.ndarray) -> dict[str, tuple[int, float]]:
     if scale < 1:
         ref = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         candidates = {
-            "area matrices (ours)": _resize_like_cv2(x, height, width, True),
+            "area matrices (ours)": resize_like_cv2(x, height, width, True),
             "F.interpolate area": F.interpolate(x, (height, width), mode="area"),
             "bilinear antialias": F.interpolate(x, (height, width), mode="bilinear", antialias=True),
         }
     else:
         ref = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         candidates = {
-            "fixed-point bilinear (ours)": _resize_like_cv2(x, height, width, False),
+            "fixed-point bilinear (ours)": resize_like_cv2(x, height, width, False),
             "F.interpolate bilinear": F.interpolate(x, (height, width), mode="bilinear", align_corners=False),
         }
     out = {}

@@ -92,6 +92,10 @@ def main() -> None:
     pipeline.image_canvas = timing("background", pipeline.image_canvas, device)
     pipeline.face_to_paste = timing("face_upsample", pipeline.face_to_paste, device)
     pipeline.paste_faces = timing("paste", pipeline.paste_faces, device)
+    # the device path (CUDA): detection + alignment, canvases, and parse + paste + fit as one stage each
+    pipeline.find_faces_on_device = timing("find_faces", pipeline.find_faces_on_device, device)
+    pipeline.device_canvases = timing("background", pipeline.device_canvases, device)
+    pipeline.paste_on_device = timing("parse_and_paste", pipeline.paste_on_device, device)
 
     mode = args.face_upsample_mode if args.face_upsample else "off"
     totals = []

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from spandrel import ImageModelDescriptor
 
 from .errors import InputError
 from .geometry import canvas_size, target_size, working_size
 from .image import resize, to_working
+from .types import FACE_SIZE, Face
+from .upsample import upscale_image
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,45 @@ def background_canvas(background: np.ndarray, source_size: tuple[int, int], *, i
 
 def _canvas(picture: np.ndarray, source_size: tuple[int, int], output: tuple[int, int], interpolation: int) -> Canvas:
     """``picture`` (the source or its working image, at any scale) resized to the canvas of an ``output``."""
+    size, scale, scale_y = canvas_geometry(source_size, output)
+    return Canvas(resize(picture, size, interpolation), scale, scale_y, output)
+
+
+def canvas_geometry(source_size: tuple[int, int], output: tuple[int, int]) -> tuple[tuple[int, int], float, float]:
+    """The canvas of an ``output`` of a source: its (height, width) and its scales across and down."""
     size = canvas_size(source_size, output)
     work_h, work_w = working_size(source_size)
-    return Canvas(resize(picture, size, interpolation), size[1] / work_w, size[0] / work_h, output)
+    return size, size[1] / work_w, size[0] / work_h
+
+
+def image_canvas(image: np.ndarray, upscale: float, upscaler: ImageModelDescriptor | None, *, has_faces: bool,
+                 **upscale_kwargs) -> Canvas:
+    """The canvas of one image (official): its background upscaled by ``upscaler``, or without one the working
+    image resized bilinear; an image without faces only gets its upscaled background (bilinear without a model)."""
+    if has_faces and upscaler is None:
+        return plain_canvas(image, upscale)
+    background = upscale_image(upscaler, image, upscale, **upscale_kwargs)
+    return background_canvas(background, image.shape[:2], has_faces=has_faces)
+
+
+def face_paste_size(face: Face, scale: float) -> float:
+    """Side in canvas pixels that the 512 crop of ``face`` covers when pasted at ``scale`` x the working image."""
+    linear = face.inverse[:, :2]
+    return FACE_SIZE * scale * float(np.sqrt(abs(np.linalg.det(linear))))
+
+
+def upsamples_face(upscaler: ImageModelDescriptor | None, mode: str, face: Face, scale: float) -> bool:
+    """Whether ``face`` is upscaled before it is pasted at ``scale``: with an upscaler, always, or in ``auto`` mode
+    only when it is pasted larger than the 512 crop."""
+    return upscaler is not None and not (mode == "auto" and face_paste_size(face, scale) <= FACE_SIZE)
+
+
+def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, scale: float,
+                  **upscale_kwargs) -> np.ndarray:
+    """The restored crop as it is pasted at ``scale``: upscaled where ``upsamples_face`` says, else the crop itself."""
+    if not upsamples_face(upscaler, mode, face, scale):
+        return restored
+    return upscale_image(upscaler, restored, scale, **upscale_kwargs)
 
 
 def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:
@@ -74,4 +113,5 @@ def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:
     return PasteResult(resize(result.image, size, cv2.INTER_AREA), resize(result.mask, size, cv2.INTER_AREA))
 
 
-__all__ = ["Canvas", "PasteResult", "background_canvas", "fit_output", "plain_canvas"]
+__all__ = ["Canvas", "PasteResult", "background_canvas", "canvas_geometry", "face_paste_size", "face_to_paste",
+           "fit_output", "image_canvas", "plain_canvas", "upsamples_face"]

@@ -1,11 +1,7 @@
 """RetinaFace on a batch of same-size frames (a video batch), resized and detected on the device.
 
-The frames go through what :func:`~codeformer.detect.detect_faces` does per image, with the resize done in torch:
-shrinking is OpenCV's INTER_AREA written as two matrix products (each output pixel averages the input pixels it
-covers, weighted by the overlap), enlarging is OpenCV's fixed-point bilinear on the pixel-centre grid. Both give
-the whole numbers ``cv2.resize`` of a uint8 image gives. ``mode="area"`` (integer bins) and
-antialiased bilinear (a triangle filter) differ from INTER_AREA by up to 61 and 20 levels on crowd.jpg, the
-matrices by at most 1 on rounding ties (bench/measured/detect_batch.md).
+The frames go through what :func:`~codeformer.detect.detect_faces` does per image, with the resize done in torch
+(``device_resize``: the whole numbers ``cv2.resize`` of a uint8 image gives; bench/measured/detect_batch.md).
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from .detect import (
     retinaface_rows,
     to_detections,
 )
+from .device_resize import resize_like_cv2
 from .errors import InputError
 from .runtime import available_host_memory, free_cuda_memory, run_in_batches
 from .types import FaceDetector, Interrupt
@@ -63,7 +60,7 @@ def detect_batch(
 
     @torch.inference_mode()
     def run(indices: list[int]) -> None:
-        part = _resize_like_cv2(_to_uint8_range(frames[indices[0] : indices[-1] + 1]), height, width, scale < 1)
+        part = resize_like_cv2(_to_uint8_range(frames[indices[0] : indices[-1] + 1]), height, width, scale < 1)
         rows = retinaface_rows(detector, part.flip(1), confidence, nms_threshold)  # RGB -> BGR
         results.extend(to_detections(found.cpu().numpy(), scale, min_eye_distance) for found in rows)
 
@@ -93,54 +90,6 @@ def _to_uint8_range(frames: torch.Tensor) -> torch.Tensor:
     if frames.dtype == torch.uint8:
         return frames.float()
     return (torch.nan_to_num(frames.float(), nan=0.0).clamp(0.0, 1.0) * 255.0).round()
-
-
-def _resize_like_cv2(frames: torch.Tensor, height: int, width: int, shrink: bool) -> torch.Tensor:
-    """``cv2.resize`` of uint8 images to (``height``, ``width``): INTER_AREA if ``shrink`` else INTER_LINEAR (what
-    detect_faces picks from its nominal scale), rounded to whole numbers."""
-    in_height, in_width = frames.shape[2:]
-    if (in_height, in_width) == (height, width):
-        return frames
-    if shrink:
-        rows = _area_matrix(in_height, height, frames.device)
-        cols = _area_matrix(in_width, width, frames.device)
-        resized = rows @ frames @ cols.T
-        if in_height % height == 0 and in_width % width == 0:  # OpenCV's integer path: (sum + n / 2) / n
-            return torch.floor(resized + 0.5).clamp(0.0, 255.0)
-        return resized.round().clamp(0.0, 255.0)  # else floats and cvRound, halves to even
-    # OpenCV's uint8 bilinear in its own fixed point (11-bit weights, its SIMD path's shifts): float bilinear
-    # (F.interpolate, align_corners=False) is off by one level on 10 % of the pixels, this on 0.03 %
-    pixels = frames.int()
-    first, second, weight_first, weight_second = _linear_taps(in_width, width, frames.device)
-    rows = pixels[..., first] * weight_first + pixels[..., second] * weight_second  # x 2048
-    first, second, weight_first, weight_second = _linear_taps(in_height, height, frames.device)
-    top = (weight_first[:, None] * (rows[:, :, first] >> 4)) >> 16
-    bottom = (weight_second[:, None] * (rows[:, :, second] >> 4)) >> 16
-    return ((top + bottom + 2) >> 2).float()
-
-
-def _linear_taps(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """OpenCV INTER_LINEAR along one axis: both source indices of each output pixel and their weights x 2048
-    (pixel centres aligned: source position (j + 0.5) s - 0.5, clamped at the edges)."""
-    position = (torch.arange(size_out, dtype=torch.float64) + 0.5) * (size_in / size_out) - 0.5
-    first = position.floor()
-    fraction = torch.where(first < 0, 0.0, position - first)
-    first = first.clamp(min=0)
-    fraction = torch.where(first >= size_in - 1, 0.0, fraction)
-    first = first.clamp(max=size_in - 1)
-    second = (first + 1).clamp(max=size_in - 1)
-    weight = torch.round(fraction * 2048).int()
-    return first.long().to(device), second.long().to(device), (2048 - weight).to(device), weight.to(device)
-
-
-def _area_matrix(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
-    """``[size_out, size_in]`` weights of INTER_AREA along one axis: output pixel j covers input span
-    [j s, (j + 1) s] (s = size_in / size_out) and averages the pixels in it by their overlap with it."""
-    step = size_in / size_out
-    start = torch.arange(size_out, dtype=torch.float64)[:, None] * step
-    pixel = torch.arange(size_in, dtype=torch.float64)[None, :]
-    overlap = (torch.minimum(pixel + 1, start + step) - torch.maximum(pixel, start)).clamp(min=0)
-    return (overlap / step).float().to(device)
 
 
 def _auto_chunk(device: torch.device, frame_pixels: int, input_pixels: int) -> int:

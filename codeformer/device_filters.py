@@ -58,24 +58,25 @@ def erode(mask: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _gaussian_weights(k: int) -> np.ndarray:
+def _gaussian_weights(k: int, sigma: float) -> np.ndarray:
     # OpenCV's own kernel: for k <= 7 with sigma 0 it is a fixed table, not the sigma formula.
-    return cv2.getGaussianKernel(k, 0, ktype=cv2.CV_32F).ravel()
+    return cv2.getGaussianKernel(k, sigma, ktype=cv2.CV_32F).ravel()
 
 
-def gaussian_blur(mask: torch.Tensor, k: int) -> torch.Tensor:
-    """``cv2.GaussianBlur(mask, (k, k), 0)`` of a [H, W] float mask (k odd), BORDER_REFLECT_101."""
+def gaussian_blur(mask: torch.Tensor, k: int, sigma: float = 0.0) -> torch.Tensor:
+    """``cv2.GaussianBlur(mask, (k, k), sigma)`` of a [..., H, W] float mask (k odd), BORDER_REFLECT_101."""
     if k == 1:
         return mask
-    weights = torch.as_tensor(_gaussian_weights(k), device=mask.device)
+    weights = torch.as_tensor(_gaussian_weights(k, sigma), device=mask.device)
     pad = k // 2
-    h, w = mask.shape
+    *lead, h, w = mask.shape
+    mask = mask.reshape(-1, 1, h, w)  # masks as a batch of one-channel images
     # Reflection by index rather than F.pad(mode="reflect"): the kernel may be wider than a small region, where
     # OpenCV keeps reflecting and F.pad refuses.
-    rows = mask.index_select(1, _reflect101(w, pad, mask.device))
-    rows = F.conv2d(rows[None, None], weights.view(1, 1, 1, k))[0, 0]
-    cols = rows.index_select(0, _reflect101(h, pad, mask.device))
-    return F.conv2d(cols[None, None], weights.view(1, 1, k, 1))[0, 0]
+    rows = mask.index_select(3, _reflect101(w, pad, mask.device))
+    rows = F.conv2d(rows, weights.view(1, 1, 1, k))
+    cols = rows.index_select(2, _reflect101(h, pad, mask.device))
+    return F.conv2d(cols, weights.view(1, 1, k, 1)).reshape(*lead, h, w)
 
 
 def _reflect101(n: int, pad: int, device: torch.device) -> torch.Tensor:

@@ -87,14 +87,21 @@ def align_faces(source: np.ndarray, working: np.ndarray, index: int, detections:
     """The faces of one image (number ``index`` of its batch) at ``detections``, aligned from their landmarks:
     a batch of one image, its faces numbered ``index``."""
     gray = is_gray(source) if detections else False  # official: measured on the source, before the enlargement
-    faces, crops = [], []
-    for det, track in zip(detections, tracks or [None] * len(detections), strict=True):
-        affine = estimate_affine(det.landmarks)
-        crops.append(warp_face(working, affine))
-        faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks, affine=affine,
-                          inverse=invert_affine(affine), source_size=source.shape[:2], is_gray=gray, track=track))
+    faces = faces_at(detections, index, source.shape[:2], gray, tracks)
+    crops = [warp_face(working, face.affine) for face in faces]
     stacked = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     return FoundFaces(Faces(tuple(faces), (source.shape[:2],)), stacked)
 
 
-__all__ = ["DetectOptions", "FoundFaces", "Located", "align_faces", "detect_image", "find_faces"]
+def faces_at(detections: Sequence[Located], index: int, source_size: tuple[int, int], gray: bool,
+             tracks: Sequence[int | None] | None = None) -> list[Face]:
+    """The faces of image ``index`` at ``detections`` (working-image pixels), each with its alignment affine."""
+    faces = []
+    for det, track in zip(detections, tracks or [None] * len(detections), strict=True):
+        affine = estimate_affine(det.landmarks)
+        faces.append(Face(source_index=index, box=det.box, score=det.score, landmarks=det.landmarks, affine=affine,
+                          inverse=invert_affine(affine), source_size=source_size, is_gray=gray, track=track))
+    return faces
+
+
+__all__ = ["DetectOptions", "FoundFaces", "Located", "align_faces", "detect_image", "faces_at", "find_faces"]

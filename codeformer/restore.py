@@ -25,7 +25,7 @@ Fidelity = float | Callable[[Face], float]  # one value, or a rule giving each f
 
 def restore_faces(
     model: CodeFormerModel,
-    faces: np.ndarray | Sequence[np.ndarray],
+    faces: np.ndarray | Sequence[np.ndarray] | torch.Tensor,
     fidelity: float | Sequence[float] = 0.5,
     *,
     device: torch.device | str = "cpu",
@@ -38,7 +38,8 @@ def restore_faces(
     """Restore aligned faces.
 
     Args:
-        faces: ``[N, H, W, 3]`` RGB, uint8 0..255 or float 0..1; other sizes than 512 are resized (bilinear).
+        faces: ``[N, H, W, 3]`` RGB, uint8 0..255 or float 0..1; other sizes than 512 are resized (bilinear). Or
+            a ``[N, 3, 512, 512]`` uint8 tensor on any device (the device path's crops): used where it is.
         fidelity: ``w`` in [0, 1] (0 = quality, 1 = fidelity to the input), one value or one per face; only
             CodeFormer has one (other restorers log a warning once when it is not the default, and ignore it).
         batch_size: faces per network call; default: from free device memory (``runtime.auto_batch_size``).
@@ -48,7 +49,7 @@ def restore_faces(
     Returns:
         ``[N, 512, 512, 3]`` RGB uint8.
     """
-    crops = _as_batch(faces)
+    crops = _tensor_batch(faces) if isinstance(faces, torch.Tensor) else _as_batch(faces)
     n = len(crops)
     weights = _per_face(fidelity, n)
     restorer = restorer_of(model)
@@ -78,19 +79,23 @@ def restore_faces(
         for start in range(0, len(idx), TRANSFER_CHUNK):
             chunk = idx[start : start + TRANSFER_CHUNK]
             rows = _rows(chunk)
-            # uint8 travels as is and is scaled on the device: (x / 255 - 0.5) / 0.5, as the official code
-            host = torch.from_numpy(crops[rows]).permute(0, 3, 1, 2)
-            x_all = host.to(device)
+            # uint8 travels as is and is scaled on the device: (x / 255 - 0.5) / 0.5, as the official code; crops
+            # already on a device (the device path) are only moved if the network is elsewhere
+            if isinstance(crops, torch.Tensor):
+                x_all = crops[rows].to(device)
+            else:
+                x_all = torch.from_numpy(crops[rows]).permute(0, 3, 1, 2).to(device)
             if gray is None:  # official is_gray in float64: on a CUDA device, else on the host (MPS has no float64)
-                for i, flag in zip(chunk, _gray_flags(x_all if device.type == "cuda" else host), strict=True):
+                measured = batch_is_gray(x_all if device.type == "cuda" else x_all.cpu())
+                for i, flag in zip(chunk, measured, strict=True):
                     gray_flags[i] = flag
             y_all = _run_chunk(net, x_all, w, settings, progress, check_interrupt, restorer)
             if isinstance(rows, slice):
                 torch.from_numpy(out[rows]).copy_(y_all)  # straight into the result, no intermediate copy
             else:
                 out[rows] = y_all.cpu().numpy()
-    for i in range(n):
-        out[i] = finish_face(out[i], crops[i], gray_flags[i])
+    for i in (i for i in range(n) if gray_flags[i]):  # only gray faces need their crop on the host
+        out[i] = finish_face(out[i], _host_crop(crops, i), True)
     return out
 
 
@@ -158,7 +163,7 @@ def _run_chunk(net: Callable, x_all: torch.Tensor, w: float, settings: RunSettin
 def restore_found_faces(
     model: CodeFormerModel,
     faces: Faces,
-    crops: np.ndarray | Sequence[np.ndarray],
+    crops: np.ndarray | Sequence[np.ndarray] | torch.Tensor,
     fidelity: Fidelity = 0.5,
     **kwargs,
 ) -> np.ndarray:
@@ -169,7 +174,7 @@ def restore_found_faces(
                          **kwargs)
 
 
-def check_crops(crops: np.ndarray | Sequence[np.ndarray], faces: Faces | Sequence[Face]) -> None:
+def check_crops(crops: np.ndarray | Sequence[np.ndarray] | torch.Tensor, faces: Faces | Sequence[Face]) -> None:
     """InputError unless there is one crop per face."""
     if len(crops) != len(faces):
         raise InputError(f"{len(crops)} face crop(s) for {len(faces)} detected face(s); give the crops of these "
@@ -239,8 +244,9 @@ def restore_gray(restored: np.ndarray, crop: np.ndarray) -> np.ndarray:
     return np.clip(face, 0, 255).round().astype(np.uint8)
 
 
-def _gray_flags(x: torch.Tensor, step: int = 16) -> list[bool]:
-    """Official ``is_gray`` for a batch ``[B, 3, H, W]`` (uint8 or 0..1 floats), ``step`` faces of float64 at a time."""
+def batch_is_gray(x: torch.Tensor, step: int = 16) -> list[bool]:
+    """Official ``is_gray`` of each image of ``[B, 3, H, W]`` (uint8 or 0..1 floats), ``step`` of them at a time
+    in float64."""
     flags = []
     for part in x.split(step):
         c = (part.to(torch.float64) * 255.0).round() if part.is_floating_point() else part.to(torch.float64)
@@ -272,6 +278,13 @@ def _as_512(face: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(resize(face, (FACE_SIZE, FACE_SIZE)))
 
 
+def _tensor_batch(faces: torch.Tensor) -> torch.Tensor:
+    """Crops given as a tensor: ``[N, 3, 512, 512]`` uint8 on any device, used as they are."""
+    if faces.dtype != torch.uint8 or faces.shape[1:] != (3, FACE_SIZE, FACE_SIZE):
+        raise InputError(f"faces as a tensor must be [N, 3, 512, 512] uint8, got {tuple(faces.shape)} {faces.dtype}")
+    return faces
+
+
 def _as_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Faces as one ``[N, 512, 512, 3]`` array: uint8 when all are, else float32 0..1. A uint8 array of that shape
     is used as it is (no copy: it is only read)."""
@@ -286,8 +299,15 @@ def _as_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([c.astype(np.float32) / 255.0 if c.dtype == np.uint8 else c for c in crops])
 
 
+def _host_crop(crops: np.ndarray | torch.Tensor, i: int) -> np.ndarray:
+    """Crop ``i`` as ``(512, 512, 3)`` on the host (a gray face's colour statistics are taken there, in float64)."""
+    if isinstance(crops, torch.Tensor):
+        return crops[i].permute(1, 2, 0).cpu().numpy()
+    return crops[i]
+
+
 def _to_uint8(face: np.ndarray) -> np.ndarray:
     return face if face.dtype == np.uint8 else (face * 255.0).round().astype(np.uint8)
 
 
-__all__ = ["Fidelity", "compile_network", "restore_faces", "restore_found_faces", "restore_gray"]
+__all__ = ["Fidelity", "batch_is_gray", "compile_network", "restore_faces", "restore_found_faces", "restore_gray"]

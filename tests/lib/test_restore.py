@@ -108,11 +108,11 @@ def test_gray_restore_is_gray_and_clipped():
     assert abs(float(out.mean()) - float(crop.mean())) < 3  # colour statistics follow the input crop
 
 
-def test_gray_flags_match_official_is_gray():
+def testbatch_is_gray_match_official_is_gray():
     import torch
 
     from codeformer.image import is_gray
-    from codeformer.restore import _gray_flags
+    from codeformer.restore import batch_is_gray
 
     rng = np.random.default_rng(2)
     base = rng.integers(0, 256, (4, 64, 64, 1)).astype(np.int16)
@@ -121,9 +121,9 @@ def test_gray_flags_match_official_is_gray():
     expected = [is_gray(f) for f in faces]
     assert expected == [True, True, False, False]
     x = torch.from_numpy(faces).permute(0, 3, 1, 2)
-    assert _gray_flags(x) == expected
-    assert _gray_flags(x.float() / 255.0) == expected
-    assert _gray_flags(x, step=3) == expected  # computed a few faces at a time
+    assert batch_is_gray(x) == expected
+    assert batch_is_gray(x.float() / 255.0) == expected
+    assert batch_is_gray(x, step=3) == expected  # computed a few faces at a time
 
 
 def test_transfer_chunks_give_the_same_result(monkeypatch):

@@ -1,0 +1,114 @@
+"""The device path (frames on the device from detection to paste) against the OpenCV path on the same inputs, on
+the CPU with the device path forced (CODEFORMER_DEVICE_PATH=1). The issue's bar: detections within 0.5 px, crops
+and final images within 1/255 mean and >= 45 dB PSNR; masks close."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import fake_model, gradient, psnr, read_rgb
+
+from codeformer.device_path import ENV_SWITCH, find_faces_on_device, use_device_path
+from codeformer.faces import DetectOptions
+from codeformer.pipeline import Networks, PasteOptions, RestoreResult, RestoreSettings, restore_images
+
+PX = 0.5
+MEAN = 1.0  # 1/255 in 0..255 units
+DB = 45.0
+MASK = 1 / 255  # mean difference of the pasted-area masks (0..1)
+
+
+def both_paths(monkeypatch, images, networks, settings) -> tuple[RestoreResult, RestoreResult]:
+    """``restore_images`` on the CPU by the OpenCV path, then by the device path."""
+    results = []
+    for switch in ("0", "1"):
+        monkeypatch.setenv(ENV_SWITCH, switch)
+        results.append(restore_images(images, networks, settings))
+    return results[0], results[1]
+
+
+def check_close(opencv: RestoreResult, device: RestoreResult) -> dict[str, float]:
+    """Every bar of the issue, and the worst figures measured (printed with -s)."""
+    assert len(opencv.faces) == len(device.faces)
+    worst = {"px": 0.0, "crop_mean": 0.0, "crop_db": np.inf, "image_mean": 0.0, "image_db": np.inf, "mask": 0.0}
+    for a, b in zip(opencv.faces.faces, device.faces.faces, strict=True):
+        assert a.source_index == b.source_index and a.is_gray == b.is_gray
+        worst["px"] = max(worst["px"], float(np.abs(a.landmarks - b.landmarks).max()),
+                          float(np.abs(np.subtract(a.box, b.box)).max()))
+    for a, b in zip(opencv.crops, device.crops, strict=True):
+        worst["crop_mean"] = max(worst["crop_mean"], float(np.abs(a.astype(float) - b).mean()))
+        worst["crop_db"] = min(worst["crop_db"], psnr(a, b))
+    for a, b in zip(opencv.images, device.images, strict=True):
+        assert a.image.shape == b.image.shape and a.mask.shape == b.mask.shape
+        assert b.image.dtype == np.float32 and b.mask.dtype == np.float32
+        worst["image_mean"] = max(worst["image_mean"], float(np.abs(a.image - b.image).mean()))
+        worst["image_db"] = min(worst["image_db"], psnr(a.image, b.image))
+        worst["mask"] = max(worst["mask"], float(np.abs(a.mask - b.mask).mean()))
+    print(worst)
+    assert worst["px"] <= PX
+    assert worst["crop_mean"] <= MEAN and worst["crop_db"] >= DB
+    assert worst["image_mean"] <= MEAN and worst["image_db"] >= DB
+    assert worst["mask"] <= MASK
+    return worst
+
+
+def test_switch(monkeypatch):
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    assert use_device_path("cuda") and not use_device_path("cpu") and not use_device_path("mps")
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    assert use_device_path("cpu")
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    assert not use_device_path("cuda")
+
+
+@pytest.mark.parametrize("upscale", [1.0, 1.5, 2.0])
+def test_photo_with_several_faces(detector, monkeypatch, upscale):
+    """whole_02 (1204x645, 4 faces, working scale 1) and a frame without faces of its size, one batch."""
+    photo = read_rgb("whole_02.png")
+    images = [photo, gradient(*photo.shape[:2])]
+    opencv, device = both_paths(monkeypatch, images, Networks(fake_model(), detector), RestoreSettings(upscale=upscale))
+    assert [len(members) for members in device.faces.by_image()] == [4, 0]
+    check_close(opencv, device)
+
+
+def test_with_the_parser(detector, models, monkeypatch):
+    """ParseNet masks (random weights) made and applied on the device."""
+    settings = RestoreSettings(upscale=2.0, paste=PasteOptions(feather=0.5, visibility=0.8))
+    check_close(*both_paths(monkeypatch, [read_rgb("whole_02.png")], Networks(fake_model(), detector, models.parser),
+                            settings))
+
+
+@pytest.mark.parametrize("upscale", [1.0, 2.0])
+def test_small_image_with_background_enhance(detector, models, x4_model, monkeypatch, upscale):
+    """whole_01 (248x189: working scale 2.7, enlarged on the device), background and every face upscaled by the
+    random Real-ESRGAN x4, parsed by the random ParseNet."""
+    settings = RestoreSettings(upscale=upscale, background_enhance=True, paste=PasteOptions(face_upsample="always"),
+                               detect=DetectOptions(max_faces=2))
+    networks = Networks(fake_model(), detector, models.parser, x4_model)
+    check_close(*both_paths(monkeypatch, [read_rgb("whole_01.jpg")], networks, settings))
+
+
+def test_small_image_plain_canvas(detector, monkeypatch):
+    """whole_01 without an upscaler: the canvas is the working image resized on the device, then fitted (area)."""
+    check_close(*both_paths(monkeypatch, [read_rgb("whole_01.jpg")], Networks(fake_model(), detector),
+                            RestoreSettings(upscale=1.5)))
+
+
+def test_real_codeformer_on_one_face(detector, models, monkeypatch):
+    """The random-weight CodeFormer takes the device crops as they are (a tensor, no host round trip)."""
+    settings = RestoreSettings(upscale=2.0, detect=DetectOptions(selection="largest"))
+    opencv, device = both_paths(monkeypatch, [read_rgb("whole_01.jpg")], Networks(models.codeformer, detector),
+                                settings)
+    assert len(device.faces) == 1
+    check_close(opencv, device)
+
+
+def test_found_faces_stay_on_the_device(detector):
+    """The crops handed to CodeFormer are the device tensor; the host copy equals it."""
+    found = find_faces_on_device(detector, [read_rgb("whole_01.jpg")], DetectOptions(), device="cpu")
+    assert found.crops.dtype == torch.uint8 and found.crops.shape == (5, 3, 512, 512)
+    np.testing.assert_array_equal(found.crops.permute(0, 2, 3, 1).numpy(), found.found.crops)
+    assert found.working.shape[2:] == (512, 672) and found.frames.shape[2:] == (189, 248)
+    empty = find_faces_on_device(detector, [], DetectOptions(), device="cpu")
+    assert len(empty.found.faces) == 0 and empty.crops.shape == (0, 3, 512, 512)
