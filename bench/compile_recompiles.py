@@ -2,7 +2,7 @@
 
     python bench/compile_recompiles.py
 
-Compiles the network as ``restore_faces`` does (``restore.compile_network``) but with a counting backend that runs
+Compiles the network as ``restore_faces`` does (``compiled.compile_network``) but with a counting backend that runs
 the traced graph eagerly, calls it with several batch sizes and fidelities and prints the number of graphs after
 each call; ``--plain`` uses plain ``torch.compile``. Each graph is one ~1 min inductor compile on a GPU.
 Measured (torch 2.14.1, CPU), batch 1/2/3 x fidelity 0.5/0.8/0.3/0/1: plain torch.compile 6 graphs (the 1st call
@@ -20,12 +20,12 @@ import torch
 
 from common import random_codeformer
 
-from codeformer.restore import compile_network
+from codeformer.compiled import compile_network
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--plain", action="store_true", help="plain torch.compile instead of restore.compile_network")
+    ap.add_argument("--plain", action="store_true", help="plain torch.compile instead of compiled.compile_network")
     args = ap.parse_args()
     net = random_codeformer().module.eval()
     graphs = []

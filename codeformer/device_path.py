@@ -28,7 +28,7 @@ from .device_warp import warp_faces_torch
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, faces_at
 from .geometry import working_scale, working_size
-from .restore import batch_is_gray
+from .gray import batch_is_gray
 from .types import FACE_SIZE, Face, FaceDetector, Faces, Interrupt
 
 ENV_SWITCH = "CODEFORMER_DEVICE_PATH"

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .compiled import compile_network
 from .errors import InputError
-from .image import GRAY_THRESHOLD, match_color, resize, to_gray3
+from .gray import batch_is_gray, restore_gray
+from .image import resize
 from .restorers import Restorer, restorer_of, warn_fidelity
-from .runtime import auto_batch_size, bf16_autocast, memory_format, retry_smaller, run_in_batches, use_bf16
+from .runtime import auto_batch_size, bf16_autocast, memory_format, run_in_batches, use_bf16
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt, Progress
 
 log = logging.getLogger(__name__)
@@ -213,49 +215,6 @@ def _network(model: CodeFormerModel, settings: RunSettings, restorer: Restorer) 
     return model.compiled[key]
 
 
-def compile_network(net: torch.nn.Module, **compile_options) -> Callable:
-    """``torch.compile(net)`` that never sees a batch of one face: it runs as two (itself twice) and the outputs are
-    cut back. torch.compile gives size 1 graphs of its own, so without this a lone face (a last partial batch, a
-    one-face image) would cost another minute of compiling; the copy costs one face of compute. Where two faces do
-    not fit in memory, the lone face runs through ``net`` uncompiled.
-    """
-    compiled = torch.compile(net, **compile_options)
-
-    def run(x: torch.Tensor, weight: float) -> tuple:
-        if x.shape[0] != 1:
-            return compiled(x, weight=weight)
-
-        def lone(copies: int) -> tuple:
-            if copies == 1:
-                return net(x, weight=weight)
-            out = compiled(torch.cat([x, x]), weight=weight)
-            return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in out)
-
-        return retry_smaller(lone, 2, smallest=1, what="compiled CodeFormer", unit="copies of the face",
-                             too_large=lambda _: "out of memory running CodeFormer on a single face; free GPU memory "
-                                                 "(close other programs or models) or run on the CPU")
-
-    return run
-
-
-def restore_gray(restored: np.ndarray, crop: np.ndarray) -> np.ndarray:
-    """Official gray handling: luma of the restored face, colour statistics of the uint8 input crop, clipped (#222)."""
-    face = match_color(to_gray3(restored), crop.astype(np.float64))
-    return np.clip(face, 0, 255).round().astype(np.uint8)
-
-
-def batch_is_gray(x: torch.Tensor, step: int = 16) -> list[bool]:
-    """Official ``is_gray`` of each image of ``[B, 3, H, W]`` (uint8 or 0..1 floats), ``step`` of them at a time
-    in float64."""
-    flags = []
-    for part in x.split(step):
-        c = (part.to(torch.float64) * 255.0).round() if part.is_floating_point() else part.to(torch.float64)
-        pairs = ((0, 1), (1, 2), (2, 0))
-        spread = sum((c[:, a] - c[:, b]).var(dim=(1, 2), unbiased=False) for a, b in pairs) / 3.0
-        flags += [bool(v) for v in (spread <= GRAY_THRESHOLD).cpu()]
-    return flags
-
-
 def _per_face(fidelity: float | Sequence[float], n: int) -> list[float]:
     values = [float(v) for v in fidelity] if isinstance(fidelity, (Sequence, np.ndarray)) else [float(fidelity)] * n
     if len(values) != n:
@@ -310,4 +269,4 @@ def _to_uint8(face: np.ndarray) -> np.ndarray:
     return face if face.dtype == np.uint8 else (face * 255.0).round().astype(np.uint8)
 
 
-__all__ = ["Fidelity", "batch_is_gray", "compile_network", "restore_faces", "restore_found_faces", "restore_gray"]
+__all__ = ["Fidelity", "restore_faces", "restore_found_faces"]

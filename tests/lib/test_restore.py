@@ -6,10 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
-
-from codeformer.models import load_codeformer
-from codeformer.restore import restore_faces, restore_gray
 from helpers import fake_model, psnr, read_rgb
+
+from codeformer.gray import restore_gray
+from codeformer.models import load_codeformer
+from codeformer.restore import restore_faces
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +112,8 @@ def test_gray_restore_is_gray_and_clipped():
 def testbatch_is_gray_match_official_is_gray():
     import torch
 
+    from codeformer.gray import batch_is_gray
     from codeformer.image import is_gray
-    from codeformer.restore import batch_is_gray
 
     rng = np.random.default_rng(2)
     base = rng.integers(0, 256, (4, 64, 64, 1)).astype(np.int16)
@@ -206,7 +207,7 @@ def test_compiled_network_never_compiles_a_batch_of_one():
     """A lone face runs as two through the compiled network (size 1 would get a graph of its own), same output."""
     import torch
 
-    from codeformer.restore import compile_network
+    from codeformer.compiled import compile_network
 
     class PerFace(torch.nn.Module):  # per-face arithmetic with CodeFormer's fidelity branch
         def forward(self, x, weight=0.5):
@@ -241,7 +242,7 @@ def test_compiled_network_never_compiles_a_batch_of_one():
 def test_compiled_lone_face_falls_back_to_the_network_when_two_do_not_fit(monkeypatch):
     import torch
 
-    from codeformer.restore import compile_network
+    from codeformer.compiled import compile_network
 
     class TwoDoNotFit(torch.nn.Module):
         def forward(self, x, weight=0.5):

@@ -1,0 +1,37 @@
+"""torch.compile for CodeFormer without a compile per lone face (CUDA, ``compile_on_gpu`` / ``--compile``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .runtime import retry_smaller
+
+
+def compile_network(net: torch.nn.Module, **compile_options) -> Callable:
+    """``torch.compile(net)`` that never sees a batch of one face: it runs as two (itself twice) and the outputs are
+    cut back. torch.compile gives size 1 graphs of its own, so without this a lone face (a last partial batch, a
+    one-face image) would cost another minute of compiling; the copy costs one face of compute. Where two faces do
+    not fit in memory, the lone face runs through ``net`` uncompiled.
+    """
+    compiled = torch.compile(net, **compile_options)
+
+    def run(x: torch.Tensor, weight: float) -> tuple:
+        if x.shape[0] != 1:
+            return compiled(x, weight=weight)
+
+        def lone(copies: int) -> tuple:
+            if copies == 1:
+                return net(x, weight=weight)
+            out = compiled(torch.cat([x, x]), weight=weight)
+            return tuple(t[:1] if isinstance(t, torch.Tensor) else t for t in out)
+
+        return retry_smaller(lone, 2, smallest=1, what="compiled CodeFormer", unit="copies of the face",
+                             too_large=lambda _: "out of memory running CodeFormer on a single face; free GPU memory "
+                                                 "(close other programs or models) or run on the CPU")
+
+    return run
+
+
+__all__ = ["compile_network"]
