@@ -43,9 +43,9 @@ def parser_choices() -> list[str]:
 
 class CodeFormerModelLoader:
     DESCRIPTION = ("Loads a face-restoration checkpoint (.pth or .safetensors) from models/facerestore_models: "
-                   f"{SUPPORTED}, recognised from its weights (not its name). Only CodeFormer has a fidelity; "
-                   "GFPGAN runs with the noise stored in the checkpoint, so the same face restores the same way "
-                   "every time. codeformer.pth is downloaded from the official release if it is missing.")
+                   f"{SUPPORTED}, recognised from its weights (not its name); codeformer.pth is downloaded from the "
+                   "official release if it is missing. Only CodeFormer has a fidelity, and GFPGAN runs with the "
+                   "noise stored in its checkpoint, so a face restores the same way every time.")
     CATEGORY = "codeformer/loaders"
     FUNCTION = "load"
     RETURN_TYPES = ("CODEFORMER_MODEL",)
