@@ -34,6 +34,7 @@ import torch
 from ..errors import CodeFormerError, InputError
 from .args import build_parser
 from .errors import CliError
+from .memory import map_large_buffers
 from .run import run_advise, run_restore
 
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (argparse exits with 2 on unknown options itself)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    map_large_buffers()
     try:
         return run_restore(args) if args.command == "restore" else run_advise(args)
     except CodeFormerError as error:

@@ -35,3 +35,12 @@ def test_cli_counts_the_paste_canvas_of_small_sources(monkeypatch):
     monkeypatch.setattr(memory, "available_host_memory", lambda: memory.BYTES_PER_OUTPUT_PIXEL * 1024 * 1024)
     assert memory.too_large((100, 100), 2.0) is None
     assert "needs about" in memory.too_large((100, 100), 2.1)
+
+
+def test_large_buffers_are_mapped_on_their_own_under_glibc():
+    """The CLI sets glibc's mmap threshold (flat memory over a long clip); elsewhere it says it could not."""
+    import platform
+
+    from codeformer.cli.memory import map_large_buffers
+
+    assert map_large_buffers() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
