@@ -77,8 +77,26 @@ KNOWN_FILES: dict[str, KnownFile] = {
             "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
             348632874,
         ),
+        # Not in the project's MODELS.md: size and SHA-256 as published alike by several independent model tables
+        # (ReActor's, Arch Linux's gfpgan PKGBUILD, other packs), checked on 2026-12-02.
+        KnownFile(
+            "GFPGANv1.3.pth",
+            "facerestore_models",
+            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
+            "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+            348632874,
+        ),
+        KnownFile(
+            "RestoreFormer.pth",
+            "facerestore_models",
+            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/RestoreFormer.pth",
+            "07404d446d62ca3d5ed38b1de09a947a1e77d46dbccec961a74d713a8f24ace0",
+            290785322,
+        ),
     )
 }
+# The known files that MODELS.md does not list (their source is said above).
+OUTSIDE_MODELS_MD = ("GFPGANv1.3.pth", "RestoreFormer.pth")
 
 
 @dataclass(frozen=True)
