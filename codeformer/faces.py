@@ -57,18 +57,23 @@ def find_faces(
     check_interrupt: Interrupt | None = None,
 ) -> FoundFaces:
     """Detect, select and align the faces of every ``(H, W, 3)`` RGB uint8 image."""
-    faces: list[Face] = []
-    crops: list[np.ndarray] = []
+    parts = []
     for index, source in enumerate(images):
         if check_interrupt is not None:
             check_interrupt()
         working, chosen = detect_image(detector, source, options, device=device)
-        found = align_faces(source, working, index, chosen)
+        parts.append(align_faces(source, working, index, chosen))
         log.info("image %d: %d face(s) kept", index, len(chosen))
-        faces += found.faces.faces
-        crops.append(found.crops)
-    stacked = np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    return FoundFaces(Faces(tuple(faces), tuple(image.shape[:2] for image in images)), stacked)
+    return join_found(parts, [image.shape[:2] for image in images])
+
+
+def join_found(parts: Sequence[FoundFaces], source_sizes: Sequence[tuple[int, int]]) -> FoundFaces:
+    """The faces of single images (each numbered by its place in the batch, as ``align_faces`` gives them) as the
+    one batch of images of ``source_sizes``."""
+    faces = tuple(face for part in parts for face in part.faces.faces)
+    crops = np.concatenate([part.crops for part in parts]) if parts else np.zeros((0, FACE_SIZE, FACE_SIZE, 3),
+                                                                                   np.uint8)
+    return FoundFaces(Faces(faces, tuple(source_sizes)), crops)
 
 
 def detect_image(detector: FaceDetector, source: np.ndarray, options: DetectOptions = DetectOptions(), *,
