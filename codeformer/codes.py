@@ -230,6 +230,12 @@ class _Stream:
             yield RestoredChunk(chunk.restored, chunk.codes)
 
 
+def check_window(window: int) -> None:
+    """Raise InputError unless ``window`` (frames whose code logits are averaged) is odd: centred on its frame."""
+    if window < 1 or window % 2 == 0:
+        raise InputError(f"code window must be an odd number of frames (1 = no smoothing), got {window}")
+
+
 def restore_clip_faces(
     model: CodeFormerModel,
     chunks: Iterable[tuple[Sequence[Face], np.ndarray]],
@@ -258,8 +264,7 @@ def restore_clip_faces(
     Restorers without code logits (GFPGAN, RestoreFormer) restore each chunk as ``restore_found_faces`` (the clip
     keeps its tracked, smoothed landmarks; ``window`` is not used) and yield ``codes=None``.
     """
-    if window < 1 or window % 2 == 0:
-        raise InputError(f"window must be an odd number of frames (1 = no smoothing), got {window}")
+    check_window(window)
     if not restorer_of(model).has_codes:
         for faces, crops in chunks:
             check_crops(crops, faces)
@@ -310,5 +315,5 @@ def restore_tracked_faces(
     return restored, codes
 
 
-__all__ = ["Encoded", "RestoredChunk", "decode", "decode_codes", "encode", "pick_codes", "restore_clip_faces",
-           "restore_tracked_faces"]
+__all__ = ["Encoded", "RestoredChunk", "check_window", "decode", "decode_codes", "encode", "pick_codes",
+           "restore_clip_faces", "restore_tracked_faces"]

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from .canvas import PasteResult
-from .codes import restore_clip_faces
+from .codes import check_window, restore_clip_faces
 from .errors import InputError
-from .faces import DetectOptions, FoundFaces, align_faces, detect_image
+from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
 from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
 from .tracking import FaceTracker, TrackOptions
-from .types import FACE_SIZE, FaceDetector, Faces, Interrupt
+from .types import Face, FaceDetector, Faces, Interrupt
 from .upsample import AUTO_TILE
 
 
@@ -42,8 +42,7 @@ class TemporalOptions:
     frames_per_chunk: int = 8  # frames restored together: the batch of the network calls
 
     def __post_init__(self) -> None:
-        if self.code_window < 1 or self.code_window % 2 == 0:
-            raise InputError(f"code_window must be an odd number of frames (1 = off), got {self.code_window}")
+        check_window(self.code_window)
         if self.frames_per_chunk < 1:
             raise InputError(f"frames_per_chunk must be at least 1, got {self.frames_per_chunk}")
 
@@ -103,11 +102,8 @@ def find_clip_faces(detector: FaceDetector, frames: Sequence[np.ndarray], option
                     tracking: TrackOptions | None = None, **kwargs) -> FoundFaces:
     """``faces.find_faces`` for a batch of consecutive frames: the faces tracked, filled and smoothed. ``kwargs``
     are ``track_frames``' device and check_interrupt."""
-    found = list(track_frames(detector, frames, options or DetectOptions(), tracking or TrackOptions(), **kwargs))
-    faces = tuple(face for frame in found for face in frame.found.faces.faces)
-    crops = [frame.found.crops for frame in found]
-    stacked = np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    return FoundFaces(Faces(faces, tuple(frame.shape[:2] for frame in frames)), stacked)
+    found = track_frames(detector, frames, options or DetectOptions(), tracking or TrackOptions(), **kwargs)
+    return join_found([frame.found for frame in found], [frame.shape[:2] for frame in frames])
 
 
 def restore_clip(
@@ -134,24 +130,29 @@ def restore_clip(
         return
     aligned = track_frames(networks.detector, frames, settings.detect, temporal.tracking, device=device,
                            check_interrupt=check_interrupt)
-    chunks: deque[list[AlignedFrame]] = deque()  # handed to the restorer, not yet pasted
+    # handed to the restorer, not yet pasted: each chunk's frames, their faces (numbered by frame in the clip, as
+    # the restorer's code smoothing needs them) and crops
+    chunks: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]] = deque()
 
-    def restorer_input() -> Iterator[tuple[list, np.ndarray]]:
+    def restorer_input() -> Iterator[tuple[tuple[Face, ...], np.ndarray]]:
         while chunk := list(islice(aligned, temporal.frames_per_chunk)):
-            chunks.append(chunk)
-            yield [face for frame in chunk for face in frame.found.faces.faces], _crops(chunk)
+            faces = tuple(face for frame in chunk for face in frame.found.faces.faces)
+            crops = np.concatenate([frame.found.crops for frame in chunk])
+            chunks.append((chunk, faces, crops))
+            yield faces, crops
 
     for done in restore_clip_faces(networks.restorer, restorer_input(), settings.fidelity,
                                    window=temporal.code_window, device=device, batch_size=batch_size,
                                    precision=precision, check_interrupt=check_interrupt):
-        chunk = chunks.popleft()
-        faces = Faces(tuple(replace(face, source_index=i) for i, frame in enumerate(chunk)
-                            for face in frame.found.faces.faces), tuple(frame.source.shape[:2] for frame in chunk))
+        chunk, clip_faces, crops = chunks.popleft()
+        start = chunk[0].index
+        faces = Faces(tuple(replace(face, source_index=face.source_index - start) for face in clip_faces),
+                      tuple(frame.source.shape[:2] for frame in chunk))
         sources = [frame.source for frame in chunk]
         canvases = image_canvases(sources, faces, networks, settings, **compute)
         pasted = paste_on_canvases(canvases, faces, done.restored, settings.paste, parser=networks.parser,
                                    upscaler=networks.upscaler, **compute)
-        yield from _clip_frames([frame.index for frame in chunk], pasted, faces, _crops(chunk), done.restored,
+        yield from _clip_frames([frame.index for frame in chunk], pasted, faces, crops, done.restored,
                                 done.codes)
 
 
@@ -175,11 +176,6 @@ def _clip_frames(indices: list[int], images: list[PasteResult], faces: Faces, cr
         own = Faces(tuple(replace(face, source_index=0) for _, face in members), (faces.source_sizes[local],))
         yield ClipFrame(index, image, own, crops[positions], restored[positions],
                         None if codes is None else codes[positions])
-
-
-def _crops(chunk: Sequence[AlignedFrame]) -> np.ndarray:
-    crops = [frame.found.crops for frame in chunk]
-    return np.concatenate(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
 
 
 __all__ = ["AlignedFrame", "ClipFrame", "TemporalOptions", "find_clip_faces", "restore_clip", "track_frames"]
