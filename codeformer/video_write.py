@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from .errors import InputError
+from .file_modes import give_usual_permissions
 from .video_read import VideoInfo, VideoReadError, open_video
 
 # H.264 in the containers players take everywhere; .webm cannot hold H.264 and .avi loses B-frame timestamps.
@@ -164,7 +165,7 @@ class VideoWriter:
         """Give the complete file its name: never over a file that appeared meanwhile unless ``overwrite``."""
         if self._tmp is None:
             return
-        os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        give_usual_permissions(self._tmp)
         if self.overwrite:
             os.replace(self._tmp, self.path)
         else:
@@ -262,12 +263,6 @@ class _AudioCopy:
     def close(self) -> None:
         self.packets = None
         self.source.close()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["ENCODER_OPTIONS", "MP4_AUDIO", "OUTPUT_FORMATS", "VideoWriteError", "VideoWriter"]
