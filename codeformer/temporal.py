@@ -117,19 +117,29 @@ def restore_clip(
     tile: int = AUTO_TILE,
     batch_size: int | None = None,
     check_interrupt: Interrupt | None = None,
+    only: range | None = None,
 ) -> Iterator[ClipFrame]:
     """Restore consecutive frames (``(H, W, 3)`` RGB uint8, one size), yielding each restored frame in order.
 
     ``temporal=None``: every frame exactly as ``restore_images`` restores a still image.
+    ``only``: restore and yield only these frames (numbered from the first given); the others are still read,
+    detected and tracked, as context. A part of a clip given with the ``clip_context`` frames around it comes out
+    as it does in a run over the whole clip.
     """
     precision = networks.restorer.precision if precision is None else precision
     compute: dict[str, Any] = {"tile": tile, "device": device, "precision": precision,
                                "check_interrupt": check_interrupt}
     if temporal is None:
-        yield from _frame_by_frame(frames, networks, settings, batch_size=batch_size, **compute)
+        frames = frames if only is None else (f for i, f in enumerate(frames) if i in only)
+        start = 0 if only is None else only.start
+        yield from _frame_by_frame(frames, networks, settings, batch_size=batch_size, start=start, **compute)
         return
-    aligned = track_frames(networks.detector, frames, settings.detect, temporal.tracking, device=device,
-                           check_interrupt=check_interrupt)
+    aligned: Iterable[AlignedFrame] = track_frames(networks.detector, frames, settings.detect, temporal.tracking,
+                                                   device=device, check_interrupt=check_interrupt)
+    if only is not None:  # the frames next to the part are restored too: their code logits smooth its ends
+        reach = temporal.code_window // 2
+        restored = range(only.start - reach, only.stop + reach)
+        aligned = (frame for frame in aligned if frame.index in restored)
     # handed to the restorer, not yet pasted: each chunk's frames, their faces (numbered by frame in the clip, as
     # the restorer's code smoothing needs them) and crops
     chunks: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]] = deque()
@@ -152,14 +162,34 @@ def restore_clip(
         canvases = image_canvases(sources, faces, networks, settings, **compute)
         pasted = paste_on_canvases(canvases, faces, done.restored, settings.paste, parser=networks.parser,
                                    upscaler=networks.upscaler, **compute)
-        yield from _clip_frames([frame.index for frame in chunk], pasted, faces, crops, done.restored,
-                                done.codes)
+        for frame in _clip_frames([frame.index for frame in chunk], pasted, faces, crops, done.restored,
+                                  done.codes):
+            if only is None or frame.index in only:
+                yield frame
 
 
-def _frame_by_frame(frames: Iterable[np.ndarray], networks: Networks, settings: RestoreSettings, *,
+def clip_context(temporal: TemporalOptions | None) -> tuple[int, int]:
+    """Frames (before, after) a part of a clip that ``restore_clip`` must also be given (with ``only`` = the part)
+    for the part to come out exactly as in a run over the whole clip.
+
+    A frame's result depends on the code logits of the frames ``code_window // 2`` around it, those on the smoothed
+    landmarks ``lookahead`` frames around each (the smoothing radius, and a gap filled once its face reappears up to
+    ``max_gap`` frames later); before that, the tracks must be the whole run's: ``max_gap + 2`` frames after a
+    start, a track's velocity and any gap it was in are the same again. The frames before are rounded up to whole
+    restore chunks. Without temporal options frames are independent: (0, 0).
+    """
+    if temporal is None:
+        return 0, 0
+    code = temporal.code_window // 2
+    reach = FaceTracker(temporal.tracking).lookahead
+    before = temporal.tracking.max_gap + 2 + reach + code
+    chunk = temporal.frames_per_chunk
+    return -(-before // chunk) * chunk, reach + code
+
+
+def _frame_by_frame(frames: Iterable[np.ndarray], networks: Networks, settings: RestoreSettings, *, start: int = 0,
                     frames_per_chunk: int = TemporalOptions.frames_per_chunk, **compute) -> Iterator[ClipFrame]:
-    """Each frame as a still image, a few frames per ``restore_images`` call."""
-    start = 0
+    """Each frame as a still image, a few frames per ``restore_images`` call (numbered from ``start``)."""
     iterator = iter(frames)
     while chunk := list(islice(iterator, frames_per_chunk)):
         result = restore_images(chunk, networks, settings, **compute)
@@ -178,4 +208,5 @@ def _clip_frames(indices: list[int], images: list[PasteResult], faces: Faces, cr
                         None if codes is None else codes[positions])
 
 
-__all__ = ["AlignedFrame", "ClipFrame", "TemporalOptions", "find_clip_faces", "restore_clip", "track_frames"]
+__all__ = ["AlignedFrame", "ClipFrame", "TemporalOptions", "clip_context", "find_clip_faces", "restore_clip",
+           "track_frames"]

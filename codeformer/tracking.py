@@ -195,6 +195,9 @@ class FaceTracker:
             else:
                 filled.append(face)
         detected.sort(key=lambda pair: pair[0])
+        # filled faces by position, not by track number: a run over part of a clip numbers its tracks differently
+        # but must paste them in the same order (overlapping faces: the later one is on top)
+        filled.sort(key=lambda face: face.box[:2])
         return [face for _, face in detected] + filled
 
     def _smoothed(self, track: _Track, frame: int, sample: _Sample) -> np.ndarray:

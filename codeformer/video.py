@@ -27,8 +27,17 @@ writes restored frames as H.264. The choices:
 
 from __future__ import annotations
 
-from .video_read import VIDEO_SUFFIXES, VideoFrame, VideoInfo, VideoReadError, open_video, probe_video, read_frames
+from .video_read import (
+    VIDEO_SUFFIXES,
+    VideoFrame,
+    VideoInfo,
+    VideoReadError,
+    frame_timestamps,
+    open_video,
+    probe_video,
+    read_frames,
+)
 from .video_write import ENCODER_OPTIONS, OUTPUT_FORMATS, VideoWriteError, VideoWriter
 
 __all__ = ["ENCODER_OPTIONS", "OUTPUT_FORMATS", "VIDEO_SUFFIXES", "VideoFrame", "VideoInfo", "VideoReadError",
-           "VideoWriteError", "VideoWriter", "open_video", "probe_video", "read_frames"]
+           "VideoWriteError", "VideoWriter", "frame_timestamps", "open_video", "probe_video", "read_frames"]

@@ -71,18 +71,50 @@ def probe_video(path: Path) -> VideoInfo:
                          rotation)
 
 
-def read_frames(path: Path) -> Generator[VideoFrame, None, None]:
-    """The frames of the first video stream in display order, decoded one at a time (never the whole clip in memory).
+def read_frames(path: Path, start: int = 0, start_pts: int | None = None) -> Generator[VideoFrame, None, None]:
+    """The frames of the first video stream in display order, decoded one at a time (never the whole clip in memory),
+    from frame number ``start`` on (numbered from the clip's first frame).
+
+    ``start_pts`` (that frame's timestamp, from ``frame_timestamps``) lets the reader seek to the key frame before
+    it instead of decoding every earlier frame; where the seek does not land on it (a stream without usable
+    timestamps), the clip is decoded from its beginning.
 
     A damaged or truncated file yields the frames decoded before the damage, then raises ``VideoReadError``: the
     caller keeps what it has done so far and reports one line."""
     path = Path(path)
+    if start > 0 and start_pts is not None:
+        seeked = _read(path, start, start_pts)
+        first = next(seeked, None)
+        if first is not None:  # landed on the frame asked for: go on from there
+            yield first
+            yield from seeked
+            return
+    yield from _read(path, start, None)
+
+
+def _read(path: Path, start: int, start_pts: int | None) -> Generator[VideoFrame, None, None]:
+    """``read_frames`` by seeking to ``start_pts`` (yielding nothing when the seek misses it), or without it by
+    decoding from the beginning and skipping ``start`` frames."""
     with open_video(path) as container:
         stream = _video_stream(path, container)
         declared = max(stream.frames, 0)
         index = 0
+        if start_pts is not None:
+            try:
+                container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                return
+            index = start
         damage = _Damage()
         for frame in _decoded(path, container, stream, damage):
+            if start_pts is not None and index == start:  # the first frame kept after a seek must be the one asked
+                if frame.pts is None or frame.pts > start_pts:
+                    return
+                if frame.pts < start_pts:  # decoded from the key frame before it
+                    continue
+            if index < start:
+                index += 1
+                continue
             # converted with the colour matrix the frame is tagged with (BT.601 or 709)
             image: np.ndarray = frame.to_ndarray(format="rgb24")
             turns = round(_rotation(frame) / 90) % 4
@@ -92,6 +124,25 @@ def read_frames(path: Path) -> Generator[VideoFrame, None, None]:
             index += 1
         if damage.corrupt and index < declared:
             raise VideoReadError(f"{path}: only {index} of its {declared} frames could be read: it is {_DAMAGED}")
+
+
+def frame_timestamps(path: Path) -> list[int] | None:
+    """Every frame's timestamp in display order, read from the packets without decoding (fast); None when some
+    packet has none (then only decoding can number the frames)."""
+    path = Path(path)
+    with open_video(path) as container:
+        stream = _video_stream(path, container)
+        stamps: list[int] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's end-of-stream flush packet
+                    continue
+                if packet.pts is None:
+                    return None
+                stamps.append(int(packet.pts))
+        except av.FFmpegError as error:
+            raise VideoReadError(f"{path}: cannot be read ({_said(error)}): it is {_DAMAGED}") from error
+    return sorted(stamps)
 
 
 @dataclass
@@ -147,4 +198,5 @@ def _said(error: av.FFmpegError) -> str:
     return getattr(error, "strerror", None) or str(error).splitlines()[0]
 
 
-__all__ = ["VIDEO_SUFFIXES", "VideoFrame", "VideoInfo", "VideoReadError", "open_video", "probe_video", "read_frames"]
+__all__ = ["VIDEO_SUFFIXES", "VideoFrame", "VideoInfo", "VideoReadError", "frame_timestamps", "open_video",
+           "probe_video", "read_frames"]

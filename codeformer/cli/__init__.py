@@ -44,19 +44,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     map_large_buffers()
     try:
+        if args.command == "restore" and args.ray is not None:
+            from .ray_run import run_restore_on_ray  # Ray is optional: imported only when asked for
+
+            return run_restore_on_ray(args)
         return run_restore(args) if args.command == "restore" else run_advise(args)
-    except CodeFormerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return exit_code(error)
-    except (torch.OutOfMemoryError, MemoryError) as error:  # the machine, not a bug: one line saying what to do
-        said = ". ".join(str(error).splitlines()[0].split(". ")[:2]) if str(error) else type(error).__name__
-        print(f"error: out of memory ({said}); free memory (close other programs or models), or use a smaller "
-              "--upscale or --tile", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("error: interrupted; images written so far are complete, the others were not written",
               file=sys.stderr)
         return 130
+    except Exception as error:
+        said = error_line(error)
+        if said is None:
+            raise
+        print(said[0], file=sys.stderr)
+        return said[1]
+
+
+def error_line(error: BaseException) -> tuple[str, int] | None:
+    """The one ``error:`` line and exit code of an error that stops a run (the project's own, or out of memory);
+    None for any other exception: a bug, shown with its traceback."""
+    if isinstance(error, CodeFormerError):
+        return f"error: {error}", exit_code(error)
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):  # the machine, not a bug: say what to do
+        said = ". ".join(str(error).splitlines()[0].split(". ")[:2]) if str(error) else type(error).__name__
+        return (f"error: out of memory ({said}); free memory (close other programs or models), or use a smaller "
+                "--upscale or --tile"), 1
+    return None
 
 
 def exit_code(error: Exception) -> int:
@@ -66,4 +80,4 @@ def exit_code(error: Exception) -> int:
     return 2 if isinstance(error, InputError) else 1
 
 
-__all__ = ["main", "exit_code"]
+__all__ = ["error_line", "exit_code", "main"]

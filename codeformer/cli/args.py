@@ -18,6 +18,9 @@ from ..video import VIDEO_SUFFIXES
 from .errors import CliError
 
 DEFAULT_MODEL = "codeformer.pth"
+# Frames per part of a clip under --ray: each part also reads ~25 frames of context (clip_context) and restores 2 of
+# them again, so parts much shorter than this spend a visible share on context.
+DEFAULT_PART_FRAMES = 240
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -82,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "AVX512-BF16, else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
+    cluster = r.add_argument_group("many machines (needs Ray: pip install \"ray[data]\")")
+    cluster.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                         help="restore on a Ray cluster: the one at ADDRESS, else $RAY_ADDRESS, else a local one; "
+                              "OUTDIR and the models folder must be at the same path on every machine")
+    cluster.add_argument("--ray-workers", type=_at_least(1), default=None, metavar="N",
+                         help="workers, each loading the models once (default: one per GPU of the cluster; without "
+                              "GPUs one per machine, sharing its CPU cores)")
+    cluster.add_argument("--part-frames", type=_at_least(8), default=DEFAULT_PART_FRAMES, metavar="N",
+                         help=f"with --ray, clips longer than 1.5 N frames are restored in parts of N frames on "
+                              f"different workers and joined (default {DEFAULT_PART_FRAMES})")
     _common(r)
 
     a = sub.add_parser("advise", allow_abbrev=False,

@@ -8,14 +8,15 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from ..advisor import advise_image
-from ..pipeline import restore_images
+from ..pipeline import RestoreSettings, restore_images
 from ..restore import restore_faces
 from ..types import FACE_SIZE
 from .args import check_restore_args, device_arg
@@ -43,11 +44,7 @@ log = logging.getLogger("codeformer")
 def run_restore(args: argparse.Namespace) -> int:
     """``restore``: every check that needs no model first, then the images, then the videos; returns the exit
     code."""
-    check_restore_args(args)
-    inputs = find_inputs(args.inputs)
-    if args.aligned and inputs.videos:
-        raise CliError(f"--aligned takes aligned 512x512 face images, not videos ({inputs.videos[0]}); drop "
-                       "--aligned to restore the faces of the video, or give the aligned faces as images")
+    inputs = restore_inputs(args)
     device = device_arg(args.device)
     check_output_folder(args.output)
     check_outputs(inputs.files, args.output, args.save_faces, args.overwrite)
@@ -68,47 +65,82 @@ def run_restore(args: argparse.Namespace) -> int:
     return report_skipped(failed, inputs.total)
 
 
+def restore_inputs(args: argparse.Namespace) -> Inputs:
+    """``restore``'s arguments checked and its inputs found (refusing videos with ``--aligned``)."""
+    check_restore_args(args)
+    inputs = find_inputs(args.inputs)
+    if args.aligned and inputs.videos:
+        raise CliError(f"--aligned takes aligned 512x512 face images, not videos ({inputs.videos[0]}); drop "
+                       "--aligned to restore the faces of the video, or give the aligned faces as images")
+    return inputs
+
+
 def _restore_all(args: argparse.Namespace, inputs: Inputs, loaded: Models, device: torch.device) -> list[Path]:
     """Restore every input image into ``args.output``; returns the inputs skipped (unreadable or too large for the
     memory; each reported), the entries that are not files first."""
-    given = given_settings(args)
-    if given is not None and not args.aligned:  # a broken upscaler file stops the run before any image
-        loaded.networks(given)
-    # refused by the size its header declares, before decoding (with --best-settings the upscale is known later)
-    refuse = None if given is None or args.aligned else lambda size: too_large(size, given.upscale)
+    job = ImageJob.start(args, loaded, device, inputs.files)
     failed = report_not_files(inputs)
     for path in inputs.images:
-        source = _read_or_report(path, failed, refuse)
-        if source is None:
-            continue
-        image = source.rgb
-        if args.aligned:
-            if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
-                log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
-                            "--has_aligned)", path, image.shape[1], image.shape[0])
-            restored = restore_faces(loaded.codeformer, [image], fidelity(args), device=device)[0]
-            write_output(restored, args.output / f"{path.stem}.png", inputs.files, source.alpha)
-            continue
-        if given is not None:
-            settings = given
-        else:  # --best-settings, which --aligned refuses: the detector is loaded
-            advice = advise_image(image, loaded.face_detector(), args.best_settings, device=device)
-            settings = advised_settings(path, advice, args.best_settings, detect_options(args))
-        why = too_large(image.shape[:2], settings.upscale)
-        if why:
-            skip(failed, path, f"{path}: {why}")
-            continue
-        with _progress(path.name) as on_progress:
-            result = restore_images([image], loaded.networks(settings), settings,
-                                    tile=args.tile, batch_size=args.batch_size, device=device,
-                                    precision=args.precision, on_progress=on_progress)
-        log.info("%s: %d face(s)", path.name, len(result.faces))
-        write_output(result.images[0].image, args.output / f"{path.stem}.png", inputs.files, source.alpha)
-        if args.save_faces:
-            for i, (crop, face) in enumerate(zip(result.crops, result.restored, strict=True)):
-                write_output(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", inputs.files)
-                write_output(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", inputs.files)
+        restore_image_file(path, job, failed)
     return failed
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """What every image of a ``restore`` run shares."""
+
+    args: argparse.Namespace
+    models: Models
+    device: torch.device
+    settings: RestoreSettings | None  # the command line's; None with --best-settings (chosen per image)
+    inputs: Sequence[Path]  # every input file: none is ever overwritten
+
+    @classmethod
+    def start(cls, args: argparse.Namespace, models: Models, device: torch.device,
+              inputs: Sequence[Path]) -> ImageJob:
+        given = given_settings(args)
+        if given is not None and not args.aligned:  # a broken upscaler file stops the run before any image
+            models.networks(given)
+        return cls(args, models, device, given, inputs)
+
+
+def restore_image_file(path: Path, job: ImageJob, failed: list[Path]) -> None:
+    """Restore the image ``path`` into ``OUTDIR/<stem>.png`` (and its faces with ``--save-faces``, written first:
+    a complete output means a complete input); an unreadable or too large image is reported and added to
+    ``failed``."""
+    args, given, device = job.args, job.settings, job.device
+    # refused by the size its header declares, before decoding (with --best-settings the upscale is known later)
+    refuse = None if given is None or args.aligned else lambda size: too_large(size, given.upscale)
+    source = _read_or_report(path, failed, refuse)
+    if source is None:
+        return
+    image = source.rgb
+    if args.aligned:
+        if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+            log.warning("%s is %dx%d, not an aligned 512x512 face: resized to 512x512 (as the official "
+                        "--has_aligned)", path, image.shape[1], image.shape[0])
+        restored = restore_faces(job.models.codeformer, [image], fidelity(args), device=device)[0]
+        write_output(restored, args.output / f"{path.stem}.png", job.inputs, source.alpha)
+        return
+    if given is not None:
+        settings = given
+    else:  # --best-settings, which --aligned refuses: the detector is loaded
+        advice = advise_image(image, job.models.face_detector(), args.best_settings, device=device)
+        settings = advised_settings(path, advice, args.best_settings, detect_options(args))
+    why = too_large(image.shape[:2], settings.upscale)
+    if why:
+        skip(failed, path, f"{path}: {why}")
+        return
+    with _progress(path.name) as on_progress:
+        result = restore_images([image], job.models.networks(settings), settings,
+                                tile=args.tile, batch_size=args.batch_size, device=device,
+                                precision=args.precision, on_progress=on_progress)
+    log.info("%s: %d face(s)", path.name, len(result.faces))
+    if args.save_faces:
+        for i, (crop, face) in enumerate(zip(result.crops, result.restored, strict=True)):
+            write_output(crop, args.output / "faces" / f"{path.stem}_{i:02d}_crop.png", job.inputs)
+            write_output(face, args.output / "faces" / f"{path.stem}_{i:02d}_restored.png", job.inputs)
+    write_output(result.images[0].image, args.output / f"{path.stem}.png", job.inputs, source.alpha)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,9 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..pipeline import RestoreSettings
 from ..temporal import ClipFrame, TemporalOptions, restore_clip
 from ..types import FaceDetector
 from ..video import VideoInfo, VideoReadError, VideoWriteError, VideoWriter, probe_video, read_frames
+from ..video_parts import PartWriter, part_faces, read_part
 from .memory import too_large
 from .outputs import to_uint8, write_failed, write_output
 from .session import Models, advised_settings, detect_options, given_settings, skip
@@ -51,19 +53,34 @@ class VideoJob:
     overwrite: bool
     compute: dict  # tile, batch_size, precision for restore_clip
     inputs: Sequence[Path]  # every input file: none is ever overwritten
+    on_frame: Callable[[int], None] | None = None  # told the frames of the clip (or part) done so far
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, models: Models, device: torch.device,
-                  inputs: Sequence[Path]) -> VideoJob:
+    def from_args(cls, args: argparse.Namespace, models: Models, device: torch.device, inputs: Sequence[Path],
+                  on_frame: Callable[[int], None] | None = None) -> VideoJob:
         compute = {"tile": args.tile, "batch_size": args.batch_size, "precision": args.precision}
         return cls(args.output, models, device, detect_options(args), given_settings(args) or args.best_settings,
-                   args.temporal, args.save_faces, args.overwrite, compute, inputs)
+                   args.temporal, args.save_faces, args.overwrite, compute, inputs, on_frame)
 
 
-def restore_video(path: Path, job: VideoJob, failed: list[Path]) -> None:
-    """Restore the clip ``path`` into ``OUTDIR/<stem>.mp4``; a clip that cannot be read (or is too large for the
-    memory) is reported as skipped and added to ``failed``, leaving nothing at the output's name."""
-    out = job.output / f"{path.stem}.mp4"
+@dataclass(frozen=True)
+class VideoPart:
+    """Frames ``first`` to ``stop`` of a clip restored on their own (``--ray``) into a part file under ``folder``,
+    reading from frame ``read_from`` to ``read_to`` (the context the temporal smoothing needs, ``clip_context``)."""
+
+    folder: Path
+    first: int
+    stop: int | None  # exclusive; None: to the end of the clip
+    read_from: int
+    read_from_pts: int | None  # its timestamp, to seek to it (None: decode from the beginning)
+    read_to: int | None  # exclusive; None: to the end of the clip
+
+
+def restore_video(path: Path, job: VideoJob, failed: list[Path], part: VideoPart | None = None) -> None:
+    """Restore the clip ``path`` into ``OUTDIR/<stem>.mp4`` (or the frames of ``part`` into its part file); a clip
+    that cannot be read (or is too large for the memory) is reported as skipped and added to ``failed``, leaving
+    nothing at the output's name."""
+    out = job.output / f"{path.stem}.mp4" if part is None else part.folder
     try:
         info = probe_video(path)
         settings, temporal = _settings(path, info, job)
@@ -71,7 +88,10 @@ def restore_video(path: Path, job: VideoJob, failed: list[Path]) -> None:
         if why:
             skip(failed, path, f"{path}: its frames are too large: {why}")
             return
-        notes = _write(path, out, info, settings, temporal, job)
+        if part is None:
+            notes = _write(path, out, info, settings, temporal, job)
+        else:
+            notes = _write_part(path, part, settings, temporal, job)
     except (VideoReadError, VideoWriteError) as error:
         skip(failed, path, str(error))
         return
@@ -97,15 +117,12 @@ def _write(path: Path, out: Path, info: VideoInfo, settings: RestoreSettings, te
            job: VideoJob) -> list[str]:
     """Stream the clip through ``restore_clip`` into the writer; returns the writer's notes."""
     size = target_size((info.height, info.width), settings.upscale)
-    networks = job.models.networks(settings)  # loads the upscaler first where these settings need it
-    timestamps: dict[int, int | None] = {}  # pts of the frames read and not yet written (a chunk's worth)
     frames = faces = 0
     with (VideoWriter(out, info, size, audio_from=path, overwrite=job.overwrite) as writer,
-          contextlib.closing(_images(path, timestamps)) as images,
           tqdm(desc=path.name, total=info.frames or None, unit="frame", disable=None, leave=False,
                file=sys.stderr) as bar):
-        for frame in restore_clip(images, networks, settings, temporal, device=job.device, **job.compute):
-            writer.write(to_uint8(frame.image.image), timestamps.pop(frame.index))
+        for frame, pts in _restored(path, settings, temporal, job):
+            writer.write(to_uint8(frame.image.image), pts)
             if job.save_faces:
                 _save_faces(path, frame, temporal is not None, job)
             frames, faces = frames + 1, faces + len(frame.faces.faces)
@@ -114,9 +131,63 @@ def _write(path: Path, out: Path, info: VideoInfo, settings: RestoreSettings, te
     return writer.notes
 
 
-def _images(path: Path, timestamps: dict[int, int | None]) -> Generator[np.ndarray, None, None]:
-    """The clip's frames, lazily, noting each one's timestamp for the writer (variable frame rates keep theirs)."""
-    with contextlib.closing(read_frames(path)) as frames:
+def join_parts(path: Path, out: Path, upscale: float, overwrite: bool, folder: Path, firsts: Sequence[int]) -> None:
+    """Join the parts of the clip ``path`` restored at ``upscale`` (their first frames ``firsts``, in order, under
+    ``folder``) into ``out``, encoded as ``restore_video`` encodes a whole clip."""
+    info = probe_video(path)
+    size = target_size((info.height, info.width), upscale)
+    frames = faces = 0
+    try:
+        with VideoWriter(out, info, size, audio_from=path, overwrite=overwrite) as writer:
+            for first in firsts:
+                for image, pts in read_part(folder, first):
+                    writer.write(image, pts)
+                    frames += 1
+                faces += part_faces(folder, first)
+    except OSError as error:
+        raise write_failed(out, error) from error
+    log.info("%s: %d frame(s), %d face(s) restored", path.name, frames, faces)
+    for note in writer.notes:
+        log.warning("%s: %s", out, note)
+
+
+def _write_part(path: Path, part: VideoPart, settings: RestoreSettings, temporal: TemporalOptions | None,
+                job: VideoJob) -> list[str]:
+    """Restore the frames of ``part`` into its lossless part file (``video_parts``), for the join."""
+    with PartWriter(part.folder, part.first) as writer:
+        for frame, pts in _restored(path, settings, temporal, job, part):
+            writer.write(to_uint8(frame.image.image), pts, len(frame.faces.faces))
+    return []
+
+
+def _restored(path: Path, settings: RestoreSettings, temporal: TemporalOptions | None, job: VideoJob,
+              part: VideoPart | None = None) -> Iterator[tuple[ClipFrame, int | None]]:
+    """The clip's restored frames (numbered in the clip) with their timestamps: all of them, or those of ``part``
+    (reading its context frames too)."""
+    networks = job.models.networks(settings)  # loads the upscaler first where these settings need it
+    timestamps: dict[int, int | None] = {}  # pts of the frames read and not yet restored (a chunk's worth)
+    start, only, count = 0, None, None
+    if part is not None:
+        start = part.read_from
+        only = range(part.first - start, sys.maxsize if part.stop is None else part.stop - start)
+        count = None if part.read_to is None else part.read_to - start
+    frames = _images(path, timestamps, start, None if part is None else part.read_from_pts)
+    with contextlib.closing(frames):
+        for done, frame in enumerate(restore_clip(islice(frames, count), networks, settings, temporal,
+                                                  device=job.device, only=only, **job.compute)):
+            index = frame.index + start
+            for older in [i for i in timestamps if i < index]:  # context frames, not restored
+                del timestamps[older]
+            yield replace(frame, index=index), timestamps.pop(index)
+            if job.on_frame is not None:
+                job.on_frame(done + 1)
+
+
+def _images(path: Path, timestamps: dict[int, int | None], start: int = 0,
+            start_pts: int | None = None) -> Generator[np.ndarray, None, None]:
+    """The clip's frames from frame ``start``, lazily, noting each one's timestamp for the writer (variable frame
+    rates keep theirs)."""
+    with contextlib.closing(read_frames(path, start, start_pts)) as frames:
         for frame in frames:
             timestamps[frame.index] = frame.pts
             yield frame.image

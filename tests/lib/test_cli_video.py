@@ -21,12 +21,15 @@ RATE = 24
 
 
 def make_clip(path: Path, frames: list[np.ndarray], pts: list[int] | None = None, audio: bool = False,
-              faststart: bool = False) -> None:
-    """Write ``frames`` as H.264 (time base 1/RATE, or 1/1000 with irregular ``pts``), with a 440 Hz AAC track."""
+              faststart: bool = False, key_every: int | None = None) -> None:
+    """Write ``frames`` as H.264 (time base 1/RATE, or 1/1000 with irregular ``pts``; a key frame every
+    ``key_every`` frames), with a 440 Hz AAC track."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
         video = out.add_stream("libx264", rate=RATE, options={"crf": "10"})
         video.height, video.width, video.pix_fmt = h, w, "yuv420p"
+        if key_every is not None:
+            video.codec_context.gop_size = key_every
         base = Fraction(1, RATE) if pts is None else Fraction(1, 1000)
         video.codec_context.time_base = base
         sound = out.add_stream("aac", rate=44100) if audio else None

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from codeformer.detect import Detection
+from codeformer.temporal import TemporalOptions, clip_context
 from codeformer.tracking import GUARD_FRACTION, FaceTracker, TrackedFace, TrackOptions, track_faces
 
 # Landmarks of a face in box sizes around its centre: eyes, nose, mouth corners.
@@ -228,3 +229,25 @@ def test_invalid_options_are_refused() -> None:
     for bad in (dict(max_gap=-1), dict(landmark_sigma=-1.0), dict(min_iou=0.0)):
         with pytest.raises(ValueError):
             TrackOptions(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [TrackOptions(), TrackOptions(max_gap=5, landmark_sigma=1.0), OFF])
+def test_a_part_tracked_with_its_context_equals_the_whole_clip(options: TrackOptions) -> None:
+    """``restore --ray`` cuts long clips into parts, each tracked alone from ``clip_context`` frames before it:
+    inside the part, the faces (landmarks, boxes, order) must be the whole clip's, and the tracks group them the
+    same way (numbered differently)."""
+    before, after = clip_context(TemporalOptions(options, code_window=1, frames_per_chunk=1))
+    clip = random_clip(np.random.default_rng(2), 160)
+    whole = track_faces(clip, options)
+    for first in range(before, len(clip) - after, 9):
+        stop = first + 20
+        start, end = first - before, min(len(clip), stop + after)
+        part = track_faces(clip[start:end], options)[first - start : stop - start]
+        numbers: dict[int, int] = {}  # part's track -> whole's
+        for a, b in zip(whole[first:stop], part, strict=True):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                assert (x.frame, x.box, x.score, x.detected) == (y.frame + start, y.box, y.score, y.detected)
+                np.testing.assert_array_equal(x.landmarks, y.landmarks)
+                assert numbers.setdefault(y.track, x.track) == x.track
+        assert len(set(numbers.values())) == len(numbers)
