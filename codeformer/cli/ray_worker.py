@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .args import device_arg
 from ..video_parts import part_done
+from .args import device_arg
 from .inputs import is_video, output_name
 from .ray_plan import Unit, parts_folder
 from .run import ImageJob, restore_image_file
