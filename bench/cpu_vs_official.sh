@@ -4,6 +4,8 @@
 #   bench/cpu_vs_official.sh [IMAGE] > log      (default ../shared/data/images/whole_02.png; writes $OUT/*.json)
 # Needs the official harness (tools/official/README.md: /tmp/codeformer-official, /tmp/official-venv, weights in
 # $CF_WEIGHTS or /tmp/official-weights/seed0). Ours runs on those weights (bench/official_models.py).
+# ISA=AVX512_CORE_BF16 (or AVX512_CORE, AVX2): both run as on a CPU without AMX (oneDNN's ONEDNN_MAX_CPU_ISA cap, which
+# our runtime.cpu_has_amx reads too); the run 'as without native bf16' is then left out.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED:-$HERE/../shared}"
@@ -11,6 +13,7 @@ IMAGE="$(realpath "${1:-$SHARED/data/images/whole_02.png}")"
 WEIGHTS="$(realpath "${CF_WEIGHTS:-/tmp/official-weights/seed0}")"
 PY="${PYTHON:-python3}"
 OUT="${OUT:-$HERE/bench/results}"; mkdir -p "$OUT"
+if [ -n "${ISA:-}" ]; then export ONEDNN_MAX_CPU_ISA="$ISA"; echo "## ONEDNN_MAX_CPU_ISA=$ISA"; fi
 MODELS="$(mktemp -d)"; trap 'rm -rf "$MODELS"' EXIT
 "$PY" "$HERE/bench/official_models.py" "$WEIGHTS" "$MODELS"
 official() { "${CF_VENV:-/tmp/official-venv}/bin/python" "$SHARED/tools/official/stage_times.py" "$IMAGE" -w 0.5 -s 2 "$@"; }
@@ -19,8 +22,10 @@ ours() { "$PY" "$HERE/bench/pipeline.py" "$IMAGE" --models-dir "$MODELS" --detec
 FULL=(--background-enhance --face-upsample --face-upsample-mode auto)
 echo "## official full"; official --bg_upsampler realesrgan --face_upsample
 echo "## ours full auto"; ours "${FULL[@]}" --json "$OUT/cpu_pipeline_full_auto.json"
-echo "## ours full auto, as without native bf16"; ours "${FULL[@]}" --no-native-bf16 \
-  --json "$OUT/cpu_pipeline_full_auto_no_native_bf16.json"
+if [ -z "${ISA:-}" ]; then
+  echo "## ours full auto, as without native bf16"; ours "${FULL[@]}" --no-native-bf16 \
+    --json "$OUT/cpu_pipeline_full_auto_no_native_bf16.json"
+fi
 echo "## ours full fp32"; ours "${FULL[@]}" --precision fp32 --json "$OUT/cpu_pipeline_full_fp32.json"
 echo "## official plain"; official
 echo "## ours plain auto"; ours --json "$OUT/cpu_pipeline_plain_auto.json"

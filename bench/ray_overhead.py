@@ -5,9 +5,10 @@ same photos and clip, in one script: wall time per run and whether the outputs a
 
 MODELS: ``bench/make_models.py``'s folder (random weights, the real detector). Photos: copies of the shared
 ``whole_*`` photos, ``--max-faces 1 -s S`` (one CodeFormer face each; ``-s 2``: the background upscaled too). Clip:
-``--frames`` frames of a panned photo without faces at 192x256, cut by ``--ray`` into parts of ``--part-frames``. A
-2-core machine has nothing to gain from more workers: the figure is the fixed cost of a Ray run (starting the
-cluster, the workers loading the models) and that the split clip is still the single run's clip.
+``--frames`` frames of a panned 192x256 cut of whole_00 (two faces, one restored in every frame, temporal smoothing
+on), cut by ``--ray`` into parts of ``--part-frames``. A 2-core machine has nothing to gain from more workers: the
+figure is the fixed cost of a Ray run (starting the cluster, the workers loading the models) and that the split clip
+is still the single run's clip.
 """
 
 from __future__ import annotations
