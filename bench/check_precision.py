@@ -3,7 +3,7 @@
     python bench/check_precision.py FACE.png [FACE.png ...] [--device cuda]
 
 Compares, for the same random weights: batched vs one-by-one fp32, ``auto`` vs ``fp32`` (on the CPU: channels_last
-vs the official NCHW), and, where the device runs bf16 natively (CUDA, CPUs with AMX/AVX512-BF16), bf16 autocast vs
+vs the official NCHW), and, where the device runs bf16 fast (CUDA, CPUs with AMX), bf16 autocast vs
 fp32 (mean absolute difference in 0..255 levels). Target: fp32 paths within 1e-4 before rounding (a level at most
 after), bf16 mean abs diff < 2 levels.
 """

@@ -56,7 +56,7 @@ def main() -> None:
     model = random_codeformer()
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.faces, 512, 512, 3), dtype=np.uint8)
-    # bf16 where the device runs it natively (CUDA with bf16, CPUs with AMX/AVX512-BF16)
+    # bf16 where the device runs it natively (CUDA with bf16, CPUs with AMX)
     native_bf16 = use_bf16(device, auto_on=AUTO_NATIVE)
     modes = ["fp32"] + (["bf16"] if native_bf16 else [])
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -29,20 +30,28 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs whose oneDNN runs bf16 natively (AMX or AVX512-BF16): there bf16 convolutions are several times
-    faster than fp32 (figures: bench/measured/README.md)."""
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+# oneDNN's cap on the instructions it uses (a user's, or a benchmark's "as on a CPU without AMX"); AMX is only used
+# where the cap names it or there is none.
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def cpu_has_amx() -> bool:
+    """True on CPUs whose oneDNN runs bf16 convolutions on AMX: there they are about 5x faster than fp32. With
+    AVX512-BF16 alone bf16 is no faster than fp32 in channels_last (Real-ESRGAN 10.97 s vs 9.78 s a tile; figures:
+    bench/measured/cpu_precision_probe.json), so those CPUs are not counted."""
+    cap = next((os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)), "")
+    if cap and cap.upper() not in ("ALL", "DEFAULT") and "AMX" not in cap.upper():
+        return False
+    check = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
     try:
-        return torch.backends.mkldnn.is_available() and any(check() for check in checks if check is not None)
-    except RuntimeError:  # a torch build without these probes
+        return check is not None and torch.backends.mkldnn.is_available() and bool(check())
+    except RuntimeError:  # a torch build without the probe
         return False
 
 
 # Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
-# CPU its speed is not worth that); the upscaler also on CPUs with native bf16 (its output is continuous, so bf16
-# only moves it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small network; class flips
+# CPU its speed is not worth that); the upscaler also on CPUs with AMX (its output is continuous, so bf16 only moves
+# it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small network; class flips
 # near ties move the mask edges).
 AUTO_GPU = ("cuda",)
 AUTO_NATIVE = ("cuda", "cpu")
@@ -53,8 +62,8 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     """Whether a network runs under bfloat16 autocast (never fp16: CodeFormer is not fp16-safe).
 
     ``fp32``: never (and NCHW, see ``memory_format``: the official arithmetic). ``bf16``: always (CUDA or CPU).
-    ``auto``: on the device types in ``auto_on`` where they run bf16 natively (CUDA devices with bf16 support, CPUs
-    with AMX or AVX512-BF16).
+    ``auto``: on the device types in ``auto_on`` where bf16 is fast (CUDA devices with bf16 support, CPUs with AMX:
+    ``cpu_has_amx``).
     """
     check_precision(precision)
     device = torch.device(device)
@@ -66,7 +75,7 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
         return False
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
+    return cpu_has_amx()
 
 
 def bf16_autocast(device: torch.device | str, enabled: bool) -> AbstractContextManager:

@@ -47,7 +47,7 @@ def upscale_image(
     With a spandrel ``ImageModelDescriptor`` the model runs at its own scale (tiles of ``tile`` px with 40 px of
     context, as the official RealESRGANer; ``tile=0``: ``auto_tile``; the tile halves on out-of-memory), then the
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
-    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it natively
+    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs with AMX
     (``AUTO_NATIVE``). Models that spandrel does not mark bf16-safe always run in fp32.
     """
     size = target_size(image.shape[:2], scale)

@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=_at_least(1), default=None,
                    help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 1 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX/"
-                        "AVX512-BF16, else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
+                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX, "
+                        "else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
     cluster = r.add_argument_group("many machines (needs Ray: pip install \"ray[data]\")")

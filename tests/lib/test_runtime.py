@@ -23,9 +23,9 @@ def photo():
 
 @pytest.fixture
 def native_bf16(monkeypatch):
-    """Set whether this CPU counts as running bf16 natively."""
+    """Set whether this CPU counts as having AMX (bf16 fast)."""
     def set_native(value: bool) -> None:
-        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: value)
+        monkeypatch.setattr(runtime, "cpu_has_amx", lambda: value)
     return set_native
 
 
@@ -41,6 +41,26 @@ def test_use_bf16_by_device_and_precision(native_bf16):
     assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
     with pytest.raises(ValueError, match="auto, fp32, bf16"):
         runtime.use_bf16("cpu", "fp16")
+
+
+def test_amx_counts_only_where_onednn_may_use_it(monkeypatch):
+    """bf16 is only fast with AMX (AVX512-BF16 alone is slower than fp32 channels_last), and a cap on oneDNN's
+    instructions below AMX turns it off."""
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    for name in runtime.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert runtime.cpu_has_amx()
+    for cap, amx in (("AVX512_CORE_BF16", False), ("avx2", False), ("AVX512_CORE_AMX", True), ("ALL", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert runtime.cpu_has_amx() is amx, cap
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # oneDNN's older name
+    assert not runtime.cpu_has_amx()
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not runtime.cpu_has_amx()
+    assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
 
 
 def test_memory_format_is_channels_last_on_cpu_except_for_fp32():
