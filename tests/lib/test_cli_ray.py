@@ -138,3 +138,18 @@ def test_without_ray_one_line_says_what_to_install(models_dir, inputs, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'pip install "ray[data]"' in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_fails_is_reported_once_as_in_a_single_run(cluster, models_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "plain.png", gradient(40, 60))
+    (folder / "broken.png").write_bytes(b"not a picture")
+    said = {}
+    for name, extra in (("single", []), ("ray", ["--ray", "--ray-workers", "1"])):
+        code = main(["restore", str(folder), *cli_args(models_dir, tmp_path / name), *extra])
+        said[name] = (code, [line for line in capsys.readouterr().err.splitlines() if "broken.png" in line])
+    assert said["single"][0] != 0 and len(said["single"][1]) == 1, said
+    assert said["ray"] == said["single"]
+    assert (tmp_path / "ray" / "plain.png").read_bytes() == (tmp_path / "single" / "plain.png").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["plain.png"]

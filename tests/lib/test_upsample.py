@@ -62,6 +62,9 @@ def test_tile_halves_on_out_of_memory(x4_model, photo, monkeypatch):
 
 def test_auto_tile_from_free_gpu_memory(monkeypatch):
     assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=True) == upsample.DEFAULT_TILE
+    assert upsample.auto_tile("cpu", (512, 512), 2, bf16=False) == 512  # a restored face: whole, no overlaps
+    assert upsample.auto_tile("cpu", (512, 512), 2, bf16=False, official=True) == upsample.DEFAULT_TILE  # fp32
+    assert upsample.auto_tile("cpu", (480, 600), 2, bf16=False) == upsample.DEFAULT_TILE
     gib = 2**30
     monkeypatch.setattr(upsample, "free_cuda_memory", lambda device: 8 * gib)
     side = upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True)
@@ -79,7 +82,8 @@ def test_tile_zero_is_auto(x4_model, photo, monkeypatch):
     real = upsample._tiled
     monkeypatch.setattr(upsample, "_tiled", lambda net, x, scale, tile, *a: seen.append(tile) or real(net, x, scale, tile, *a))
     upsample.upscale_image(x4_model, photo, 4.0)
-    assert seen == [upsample.DEFAULT_TILE]  # on the CPU
+    upsample.upscale_image(x4_model, photo, 4.0, precision="fp32")
+    assert seen == [max(photo.shape[:2]), upsample.DEFAULT_TILE]  # on the CPU: small images whole, fp32 official
 
 
 
