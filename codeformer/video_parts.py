@@ -8,7 +8,6 @@ under temporary names and renamed, the JSON last: a part whose JSON exists is co
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -21,7 +20,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from .file_modes import give_usual_permissions
+from .file_modes import discard_temporary, give_usual_permissions
 
 # Matroska's time base is 1 ms: the frames' own timestamps travel in the JSON file, the container only orders them.
 _RATE = Fraction(1000)
@@ -112,13 +111,8 @@ class PartWriter:
                 _write_json(description, {"first": self.info.first, "timestamps": self.info.timestamps,
                                           "faces": self.info.faces, "notes": self.info.notes})
         finally:
-            if self._output is not None:
-                with contextlib.suppress(Exception):  # the error that stopped the writing is the one to report
-                    self._output.close()
-                self._output = None
-            if self._tmp is not None:
-                self._tmp.unlink(missing_ok=True)
-                self._tmp = None
+            discard_temporary(self._output, self._tmp)  # both None when the part was complete
+            self._output = self._tmp = None
 
     def _close(self) -> None:
         if self._output is not None and self._stream is not None:

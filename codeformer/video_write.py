@@ -3,7 +3,6 @@ choices). The file appears at its name only when complete."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import av
 import numpy as np
 
 from .errors import InputError
-from .file_modes import give_usual_permissions
+from .file_modes import discard_temporary, give_usual_permissions
 from .video_read import VideoInfo, VideoReadError, open_video
 
 # H.264 in the containers players take everywhere; .webm cannot hold H.264 and .avi loses B-frame timestamps.
@@ -184,13 +183,8 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.close()
             self._audio = None
-        if self._output is not None:
-            with contextlib.suppress(Exception):  # the error that stopped the writing is the one to report
-                self._output.close()
-            self._output = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        discard_temporary(self._output, self._tmp)
+        self._output = self._tmp = None
 
 
 class _AudioCopy:

@@ -206,6 +206,7 @@ def _bar(ray: ModuleType, progress: Any, total: int) -> Iterator[None]:
         finally:
             stop.set()
             thread.join()
+        bar.update(bar.total - bar.n)  # every unit has finished; their last reports may still be on their way
 
 
 def _print(text: str, stream: Any) -> None:

@@ -22,8 +22,9 @@ import pytest
 import torch
 from helpers import cli_args, gradient, read_rgb
 from test_cli_video import make_clip, plain_frames
+from tqdm import tqdm
 
-from codeformer.cli import main
+from codeformer.cli import main, ray_run
 from codeformer.cli.outputs import write_image
 from codeformer.cli.ray_plan import STATE
 from codeformer.video import read_frames
@@ -75,10 +76,19 @@ def same_outputs(out: Path, single: Path) -> None:
         np.testing.assert_array_equal(a.image, b.image)
 
 
-def test_outputs_are_the_single_run_bytes(cluster, models_dir, inputs, single, tmp_path, capsys):
+def test_outputs_are_the_single_run_bytes(cluster, models_dir, inputs, single, tmp_path, capsys, monkeypatch):
+    bars: list[tqdm] = []
+
+    class Shown(tqdm):  # the bar as on a terminal, kept
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "disable": False})
+            bars.append(self)
+
+    monkeypatch.setattr(ray_run, "tqdm", Shown)
     out = tmp_path / "out"
     assert main(["restore", str(inputs), *cli_args(models_dir, out), *OPTIONS, "--ray", "--ray-workers", "1"]) == 0
     same_outputs(out, single)
+    assert len(bars) == 1 and bars[0].total == bars[0].n == 2 + 5 * PART  # one bar: two photos and the clip's frames
     assert (out / "clip.mp4").read_bytes() == (single / "clip.mp4").read_bytes()
     assert "error" not in capsys.readouterr().err
 
