@@ -1,7 +1,9 @@
-"""Shared by the benchmark scripts: a random-weight CodeFormer loaded through the real loader, device sync."""
+"""Shared by the benchmark scripts: a random-weight CodeFormer loaded through the real loader, device sync, the
+result printed and saved as JSON."""
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -12,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from weights import codeformer_state_dict, save_safetensors  # noqa: E402
+
 from codeformer import models  # noqa: E402
 from codeformer.types import CodeFormerModel  # noqa: E402
-from weights import codeformer_state_dict, save_safetensors  # noqa: E402
 
 
 def random_codeformer() -> CodeFormerModel:
@@ -27,3 +30,12 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock timings are complete."""
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def print_and_save(result: dict, path: Path | None) -> None:
+    """Print ``result`` as JSON and, given a ``path``, write it there (its folder made if missing)."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")

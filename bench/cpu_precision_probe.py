@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import print_and_save
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,11 +72,7 @@ def main() -> None:
                               check=True, capture_output=True, text=True)
         print("\n".join(line for line in done.stdout.splitlines() if line.startswith("  ")), flush=True)
         report["isa"][isa] = json.loads(done.stdout.splitlines()[-1])
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    print_and_save(report, args.json)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from weights import IMAGES  # noqa: E402
 
 from codeformer import models, upsample  # noqa: E402
 from codeformer.cli.images import read_image  # noqa: E402
-
-IMAGES = ROOT.parent / "shared" / "data" / "images"
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ is still the single run's clip.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "lib"))  # test_cli_video.make_clip
 
+from common import print_and_save  # noqa: E402
 from weights import IMAGES  # noqa: E402
 
 from codeformer.cli.images import read_image  # noqa: E402
@@ -95,11 +95,7 @@ def main() -> None:
                   f", outputs equal to the single run: {sum(same_bytes.values())}/{len(same_bytes)}"), flush=True)
             if not extra:
                 single = out
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_save(result, args.out)
 
 
 if __name__ == "__main__":
