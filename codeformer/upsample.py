@@ -19,16 +19,21 @@ from .types import Interrupt, Progress
 log = logging.getLogger(__name__)
 
 
-# The official --bg_tile, used on the CPU: it is also the fastest size there (larger tiles fall out of the caches;
-# figures: bench/measured/README.md).
+# The official --bg_tile, used on the CPU in fp32 (the official arithmetic), and for bf16: with AMX its cost per
+# pixel grows with the tile (13.0 s/Mpx at 480 px with the context, 17.6 at 682x645; bench/measured/README.md).
 DEFAULT_TILE = 400
-AUTO_TILE = 0  # tile=0: DEFAULT_TILE on the CPU (faces whole), on GPUs as large as free memory allows (auto_tile)
+# On the CPU in fp32 channels_last (``auto`` without AMX) the cost per pixel hardly depends on the tile (49-54 s/Mpx
+# from 482x363 to 682x645 px, 58 at 800 px): larger, balanced tiles compute fewer context pixels (a 1204x645
+# background: 2 tiles instead of 8, 0.81x the pixels).
+CPU_FP32_TILE = 640
+AUTO_TILE = 0  # tile=0: auto_tile (the CPU's sizes above; on GPUs as large as free memory allows)
 TILE_PAD = 40  # official RealESRGANer tile_pad
-# On the CPU, outside fp32 (the official arithmetic), images up to this side run as one tile: a 512 px restored face
-# in 400 px tiles with their context is 1.34x its pixels; whole, Real-ESRGAN upsamples it 17 % faster (no AMX), with
-# the same difference to the official output (bench/measured/README.md).
+# On the CPU in bf16, images up to this side run as one tile: a 512 px restored face in 400 px tiles with their
+# context is 1.34x its pixels.
 CPU_WHOLE_SIDE = 512
 MIN_TILE = 64
+# Balanced tiles (outside fp32) may be this much larger than the tile asked for, where that saves a tile.
+BALANCED_SLACK = 0.1
 # Peak activation memory of Real-ESRGAN x2 per input pixel in fp32 and bf16, measured (bench/measured/README.md),
 # stated per unit of scale^2 (an x4 RRDB runs its body at 4x the pixels of the x2 one).
 BYTES_PER_PIXEL = {False: 2400 / 4, True: 1250 / 4}
@@ -45,6 +50,7 @@ def upscale_image(
     precision: str = "auto",
     on_progress: Progress | None = None,
     check_interrupt: Interrupt | None = None,
+    balanced: bool | None = None,
 ) -> np.ndarray:
     """Upscale ``(H, W, 3)`` RGB uint8 to exactly ``round(H*scale) x round(W*scale)``.
 
@@ -53,6 +59,8 @@ def upscale_image(
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
     ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs with AMX
     (``AUTO_NATIVE``). Models that spandrel does not mark bf16-safe always run in fp32.
+    ``balanced``: tiles of equal size (``tile_spans``); None: balanced unless ``precision`` is fp32 (the official
+    tile grid).
     """
     size = target_size(image.shape[:2], scale)
     if model is None:
@@ -65,19 +73,25 @@ def upscale_image(
         bf16 = False
     if tile <= 0:
         tile = auto_tile(device, image.shape[:2], int(model.scale), bf16, official=precision == "fp32")
-    out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt)
+    balanced = precision != "fp32" if balanced is None else balanced
+    out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt,
+                     balanced)
     return resize(out, size, cv2.INTER_LANCZOS4)
 
 
 def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf16: bool, *,
               official: bool = False) -> int:
     """Tile side for ``tile=0``: on CUDA the largest square tile (with its context) whose activations fit in 80 % of
-    the free memory, the whole image when it fits (fewer overlaps: 400 px tiles compute ~1.4-2x the pixels);
-    elsewhere ``DEFAULT_TILE``, the fastest on the CPU, except for images up to ``CPU_WHOLE_SIDE`` (restored faces),
-    which run whole unless ``official`` (fp32: the official tiles)."""
+    the free memory, the whole image when it fits (fewer overlaps: 400 px tiles compute ~1.3-1.4x the pixels).
+    On the CPU: ``DEFAULT_TILE`` where ``official`` (fp32: the official tiles); ``CPU_FP32_TILE`` in fp32
+    channels_last; in bf16 ``DEFAULT_TILE``, or the whole image up to ``CPU_WHOLE_SIDE`` (restored faces)."""
     free = free_cuda_memory(device)
     if free is None:
-        return max(size) if not official and max(size) <= CPU_WHOLE_SIDE else DEFAULT_TILE
+        if official:
+            return DEFAULT_TILE
+        if not bf16:
+            return CPU_FP32_TILE
+        return max(size) if max(size) <= CPU_WHOLE_SIDE else DEFAULT_TILE
     per_pixel = BYTES_PER_PIXEL[bf16] * max(scale, 1) ** 2 * GPU_MARGIN
     side = int(math.sqrt(0.8 * free / per_pixel)) - 2 * TILE_PAD
     return min(max(size), max(MIN_TILE, side // 8 * 8))
@@ -94,14 +108,15 @@ def _forward(model: ImageModelDescriptor) -> Callable[[torch.Tensor], torch.Tens
 
 
 def _run_model(model: ImageModelDescriptor, image: np.ndarray, tile: int, device: torch.device, bf16: bool,
-               fmt: torch.memory_format, on_progress: Progress | None, check_interrupt: Interrupt | None) -> np.ndarray:
+               fmt: torch.memory_format, on_progress: Progress | None, check_interrupt: Interrupt | None,
+               balanced: bool = False) -> np.ndarray:
     """The model over ``image`` in tiles of ``tile`` px (0: whole), the tile halving on out-of-memory."""
     model.model.to(device).eval().to(memory_format=fmt)
     net = _forward(model)
     h, w = image.shape[:2]
 
     def run(side: int) -> np.ndarray:
-        return _tiled(net, image, int(model.scale), side, device, bf16, fmt, on_progress, check_interrupt)
+        return _tiled(net, image, int(model.scale), side, device, bf16, fmt, on_progress, check_interrupt, balanced)
 
     def too_large(side: int) -> str:
         return f"out of memory upscaling a {w}x{h} image even with {side}px tiles; free GPU memory or run on the CPU"
@@ -110,9 +125,22 @@ def _run_model(model: ImageModelDescriptor, image: np.ndarray, tile: int, device
                          unit="tile size (px)", too_large=too_large)
 
 
+def tile_spans(length: int, tile: int, balanced: bool) -> list[tuple[int, int]]:
+    """The (start, stop) of each tile along a side of ``length`` px: the official grid (``tile`` px tiles, the last
+    one whatever is left), or where ``balanced`` the fewest tiles of equal size up to ``BALANCED_SLACK`` larger than
+    ``tile``. Every tile runs with its context, so a tile fewer saves its context: 1204 px in 400 px tiles is
+    400 + 400 + 400 + 4 px (1444 px computed), balanced 402 + 401 + 401 (1364 px)."""
+    if not balanced:
+        return [(i * tile, min((i + 1) * tile, length)) for i in range(max(1, math.ceil(length / tile)))]
+    count = max(1, math.ceil(length / (tile * (1 + BALANCED_SLACK))))
+    bounds = [round(i * length / count) for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 @torch.inference_mode()
-def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt) -> np.ndarray:
-    """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept.
+def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt, balanced=False) -> np.ndarray:
+    """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept (the official
+    grid, or equal tiles where ``balanced``: ``tile_spans``).
 
     ``image`` (H, W, C) uint8 -> (H*scale, W*scale, C) uint8. Memory stays bounded for large images: tiles are
     converted to float one at a time and written into a uint8 result (not a float32 copy of the whole output).
@@ -120,15 +148,13 @@ def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interr
     h, w, c = image.shape
     if tile <= 0 or (h <= tile and w <= tile):
         tile = max(h, w)
-    tiles_y, tiles_x = math.ceil(h / tile), math.ceil(w / tile)
+    rows, columns = tile_spans(h, tile, balanced), tile_spans(w, tile, balanced)
     out = np.empty((h * scale, w * scale, c), np.uint8)
-    total = tiles_x * tiles_y
-    for ty in range(tiles_y):
-        for tx in range(tiles_x):
+    total = len(rows) * len(columns)
+    for ty, (y0, y1) in enumerate(rows):
+        for tx, (x0, x1) in enumerate(columns):
             if check_interrupt is not None:
                 check_interrupt()
-            x0, y0 = tx * tile, ty * tile
-            x1, y1 = min(x0 + tile, w), min(y0 + tile, h)
             px0, py0 = max(x0 - TILE_PAD, 0), max(y0 - TILE_PAD, 0)
             px1, py1 = min(x1 + TILE_PAD, w), min(y1 + TILE_PAD, h)
             part = torch.from_numpy(image[py0:py1, px0:px1].astype(np.float32) / 255.0)
@@ -140,5 +166,5 @@ def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interr
             result = (result.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
             out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = result.squeeze(0).permute(1, 2, 0).cpu().numpy()
             if on_progress is not None:
-                on_progress(ty * tiles_x + tx + 1, total)
+                on_progress(ty * len(columns) + tx + 1, total)
     return out

@@ -25,7 +25,7 @@ from ..codeformer.pipeline import (
 from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.temporal import ClipFrame, TemporalOptions, restore_clip
-from ..codeformer.upsample import AUTO_TILE, DEFAULT_TILE
+from ..codeformer.upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
 from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, VIDEO_FRAMES_INPUT, detect_options
@@ -137,10 +137,10 @@ class CodeFormerBackgroundUpsample:
                 "scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 4.0, "step": 0.05,
                                     "tooltip": "Output size factor (official --upscale)."}),
                 "tile": ("INT", {"default": AUTO_TILE, "min": 0, "max": 4096, "step": 8,
-                                 "tooltip": f"Tile size in px for the upscale model. 0 = auto: {DEFAULT_TILE} px on "
-                                            "the CPU (the official --bg_tile, fastest there), on GPUs as large as "
-                                            "free memory allows (fewer overlapping tiles). Halved automatically "
-                                            "when out of memory."}),
+                                 "tooltip": f"Tile size in px for the upscale model. 0 = auto: on the CPU up to "
+                                            f"{CPU_FP32_TILE} px ({DEFAULT_TILE}, the official --bg_tile, in bf16 "
+                                            "and fp32), on GPUs as large as free memory allows (fewer overlapping "
+                                            "tiles). Halved automatically when out of memory."}),
                 "precision": PRECISION_INPUT,
             },
             "optional": {

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..models import DETECTORS
 from ..restorers import SUPPORTED
 from ..runtime import PRECISIONS, resolve_device
-from ..upsample import AUTO_TILE, DEFAULT_TILE
+from ..upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
 from ..video import VIDEO_SUFFIXES
 from .errors import CliError
 
@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth",
                    help="file in upscale_models (default RealESRGAN_x2plus.pth)")
     r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
-                   help=f"upscaler tile size in px; 0 (default) = auto: {DEFAULT_TILE} on the CPU (the official size, "
-                        "fastest there), on GPUs as large as free memory allows")
+                   help=f"upscaler tile size in px; 0 (default) = auto: on the CPU up to {CPU_FP32_TILE} (fp32 "
+                        f"channels_last; {DEFAULT_TILE}, the official size, in bf16 and with --precision fp32), on "
+                        "GPUs as large as free memory allows")
     r.add_argument("--batch-size", type=_at_least(1), default=None,
                    help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 1 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",

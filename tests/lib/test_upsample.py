@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from codeformer import upsample
+from codeformer import runtime, upsample
 from codeformer.errors import OutOfMemory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +62,10 @@ def test_tile_halves_on_out_of_memory(x4_model, photo, monkeypatch):
 
 def test_auto_tile_from_free_gpu_memory(monkeypatch):
     assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=True) == upsample.DEFAULT_TILE
-    assert upsample.auto_tile("cpu", (512, 512), 2, bf16=False) == 512  # a restored face: whole, no overlaps
+    assert upsample.auto_tile("cpu", (512, 512), 2, bf16=True) == 512  # a restored face in bf16: whole
+    assert upsample.auto_tile("cpu", (480, 600), 2, bf16=True) == upsample.DEFAULT_TILE
+    assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=False) == upsample.CPU_FP32_TILE  # channels_last
     assert upsample.auto_tile("cpu", (512, 512), 2, bf16=False, official=True) == upsample.DEFAULT_TILE  # fp32
-    assert upsample.auto_tile("cpu", (480, 600), 2, bf16=False) == upsample.DEFAULT_TILE
     gib = 2**30
     monkeypatch.setattr(upsample, "free_cuda_memory", lambda device: 8 * gib)
     side = upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True)
@@ -77,13 +78,16 @@ def test_auto_tile_from_free_gpu_memory(monkeypatch):
     assert upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True) == upsample.MIN_TILE
 
 
-def test_tile_zero_is_auto(x4_model, photo, monkeypatch):
+@pytest.mark.parametrize("amx", [False, True])
+def test_tile_zero_is_auto(x4_model, photo, monkeypatch, amx):
     seen = []
     real = upsample._tiled
     monkeypatch.setattr(upsample, "_tiled", lambda net, x, scale, tile, *a: seen.append(tile) or real(net, x, scale, tile, *a))
+    monkeypatch.setattr(runtime, "cpu_has_amx", lambda: amx)
     upsample.upscale_image(x4_model, photo, 4.0)
     upsample.upscale_image(x4_model, photo, 4.0, precision="fp32")
-    assert seen == [max(photo.shape[:2]), upsample.DEFAULT_TILE]  # on the CPU: small images whole, fp32 official
+    # on the CPU: fp32 channels_last in large tiles, bf16 (with AMX) small images whole; fp32: the official tiles
+    assert seen == [max(photo.shape[:2]) if amx else upsample.CPU_FP32_TILE, upsample.DEFAULT_TILE]
 
 
 
@@ -178,3 +182,35 @@ except BaseException:
     # the former whole-image float tensors peaked at ~2.6 GiB above the imports.
     assert result["peak_mib"] - result["before_mib"] < 1024, line
     assert result["peak_mib"] < 3072, line
+
+
+@pytest.mark.parametrize("length", [1, 47, 400, 401, 440, 441, 645, 1204, 1920])
+def test_tile_spans_cover_the_side_once(length):
+    for balanced in (False, True):
+        spans = upsample.tile_spans(length, 400, balanced)
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(a < b for a, b in spans) and all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+        assert max(b - a for a, b in spans) <= (440 if balanced else 400)
+
+
+def test_balanced_tiles_save_the_sliver_tile():
+    assert upsample.tile_spans(1204, 400, False) == [(0, 400), (400, 800), (800, 1200), (1200, 1204)]  # official
+    assert upsample.tile_spans(1204, 400, True) == [(0, 401), (401, 803), (803, 1204)]
+    assert upsample.tile_spans(645, 400, True) == [(0, 322), (322, 645)]
+    assert upsample.tile_spans(440, 400, True) == [(0, 440)]
+
+
+def test_balanced_grid_only_outside_fp32(x4_model, photo, monkeypatch):
+    seen = []
+    real = upsample._tiled
+
+    def spy(net, x, scale, tile, *args):
+        seen.append(args[-1])
+        return real(net, x, scale, tile, *args)
+
+    monkeypatch.setattr(upsample, "_tiled", spy)
+    balanced = upsample.upscale_image(x4_model, photo, 4.0, tile=48)
+    upsample.upscale_image(x4_model, photo, 4.0, tile=48, precision="fp32")
+    official_grid = upsample.upscale_image(x4_model, photo, 4.0, tile=48, balanced=False)
+    assert seen == [True, False, False]
+    assert np.abs(balanced.astype(int) - official_grid.astype(int)).max() <= 1  # tiles with context: float noise
