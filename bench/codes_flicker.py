@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from codeformer.codes import encode, pick_codes  # noqa: E402
-from codeformer.restore import network_input  # noqa: E402
-
 from common import random_codeformer  # noqa: E402
 from helpers import read_rgb  # noqa: E402
+
+from codeformer.codes import encode, pick_codes  # noqa: E402
+from codeformer.restore import network_input  # noqa: E402
 
 
 def gaussian(radius: int, sigma: float) -> list[float]:
@@ -37,6 +37,15 @@ def gaussian(radius: int, sigma: float) -> list[float]:
 
 SCHEMES = {"window 1": [1.0], "uniform 3": [1.0] * 3, "uniform 5": [1.0] * 5,
            "gaussian 3 (sigma 1)": gaussian(1, 1.0), "gaussian 5 (sigma 1)": gaussian(2, 1.0)}
+
+
+def noisy_frames(name: str, count: int, noise: float) -> torch.Tensor:
+    """The shared face ``name`` clean, then ``count`` times with fresh Gaussian noise: ``[1 + count, 3, H, W]``
+    uint8."""
+    photo = read_rgb(name).astype(np.float64)
+    rng = np.random.default_rng(0)
+    frames = [photo] + [np.clip(photo + rng.normal(0, noise, photo.shape), 0, 255) for _ in range(count)]
+    return torch.from_numpy(np.stack(frames).round().astype(np.uint8)).permute(0, 3, 1, 2)
 
 
 def smoothed_codes(logits: torch.Tensor, weights: list[float]) -> torch.Tensor:
@@ -58,10 +67,7 @@ def main() -> None:
     net = random_codeformer().module.eval()
     results: dict[str, list[dict[str, float]]] = {name: [] for name in SCHEMES}
     for name in args.faces:
-        photo = read_rgb(name).astype(np.float64)
-        rng = np.random.default_rng(0)
-        frames = [photo] + [np.clip(photo + rng.normal(0, args.noise, photo.shape), 0, 255) for _ in range(args.frames)]
-        x = torch.from_numpy(np.stack(frames).round().astype(np.uint8)).permute(0, 3, 1, 2)
+        x = noisy_frames(name, args.frames, args.noise)
         with torch.inference_mode():
             logits = torch.cat([encode(net, network_input(x[i : i + 1], torch.contiguous_format),
                                        keep_features=False).logits for i in range(len(x))])

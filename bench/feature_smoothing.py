@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from codes_flicker import noisy_frames  # noqa: E402
 from common import print_and_save, random_codeformer  # noqa: E402
-from helpers import read_rgb  # noqa: E402
 
 from codeformer.codes import Encoded, decode_codes, encode, pick_codes  # noqa: E402
 from codeformer.restore import network_input, network_output  # noqa: E402
@@ -47,10 +47,7 @@ def main() -> None:
     net = random_codeformer().module.eval().to(memory_format=torch.channels_last)
     result: dict = {"frames": args.frames, "noise": args.noise, "fidelity": args.fidelity, "faces": {}}
     for name in args.faces:
-        photo = read_rgb(name).astype(np.float64)
-        rng = np.random.default_rng(0)
-        frames = [photo] + [np.clip(photo + rng.normal(0, args.noise, photo.shape), 0, 255) for _ in range(args.frames)]
-        x = torch.from_numpy(np.stack(frames).round().astype(np.uint8)).permute(0, 3, 1, 2)
+        x = noisy_frames(name, args.frames, args.noise)
         with torch.inference_mode():
             encoded = [encode(net, network_input(x[i : i + 1], torch.channels_last)) for i in range(len(x))]
 
