@@ -27,7 +27,7 @@ import torch
 from .errors import InputError
 from .faces import find_faces
 from .restore import Fidelity
-from .types import FACE_SIZE, Face, FaceDetector, Faces
+from .types import FACE_UPSAMPLE_ABOVE, Face, FaceDetector, Faces
 
 SOURCES = ("ai_generated", "photo")
 SHOTS = ("close_up", "medium", "wide", "no_face")
@@ -157,9 +157,9 @@ def advise(
         face_upsample = True
         upsample_why = "face upsample on: real photo, keeps the skin from looking over-smoothed"
     else:
-        face_upsample = pasted > FACE_SIZE
+        face_upsample = pasted > FACE_UPSAMPLE_ABOVE
         upsample_why = f"face upsample {'on' if face_upsample else 'off'}: largest face pasted at ~{pasted:.0f} px " \
-            f"({'>' if face_upsample else '<='} {FACE_SIZE})"
+            f"({'>' if face_upsample else '<='} {FACE_UPSAMPLE_ABOVE})"
 
     # the advice assumes CodeFormer (the only restorer with a fidelity): the reason names it, for GFPGAN users
     shot_why = _describe_shot(shot, share, len(boxes))
@@ -205,7 +205,8 @@ def face_upsample_mode(advice: Advice, source: str) -> str:
     """The pipeline's face_upsample mode for ``advice``: always (photo), auto (AI image, large faces) or off."""
     if not advice.face_upsample:
         return "off"
-    # For an AI image the rule is "upsample when the face is pasted larger than 512 px": auto applies it per face.
+    # For an AI image the rule is "upsample when the face is pasted larger than FACE_UPSAMPLE_ABOVE": auto
+    # applies it per face.
     return "always" if source == "photo" else "auto"
 
 

@@ -16,7 +16,7 @@ from spandrel import ImageModelDescriptor
 from .errors import InputError
 from .geometry import canvas_size, target_size, working_size
 from .image import resize, to_working
-from .types import FACE_SIZE, Face
+from .types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face
 from .upsample import upscale_image
 
 
@@ -93,8 +93,8 @@ def face_paste_size(face: Face, scale: float) -> float:
 
 def upsamples_face(upscaler: ImageModelDescriptor | None, mode: str, face: Face, scale: float) -> bool:
     """Whether ``face`` is upscaled before it is pasted at ``scale``: with an upscaler, always, or in ``auto`` mode
-    only when it is pasted larger than the 512 crop."""
-    return upscaler is not None and not (mode == "auto" and face_paste_size(face, scale) <= FACE_SIZE)
+    only when it is pasted larger than ``FACE_UPSAMPLE_ABOVE``."""
+    return upscaler is not None and not (mode == "auto" and face_paste_size(face, scale) <= FACE_UPSAMPLE_ABOVE)
 
 
 def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, scale: float,

@@ -16,6 +16,12 @@ import torch
 from .geometry import working_scale, working_size
 
 FACE_SIZE = 512
+# face_upsample "auto": a face is upscaled before its paste only when pasted larger than this. A face pasted at most
+# 1/8 larger than its 512 crop gains nothing visible: the upscaler's 1024 px face is shrunk to about half again by
+# the paste (bilinear: 3 of its 4 pixels are never read), and the detail it could add lies in the top 1/9 of the
+# pasted face's frequency band. Upscaling such a face (pasted at 520 px) took 13 of 96 s on a CPU without AMX
+# (whole_02.png, bench/measured/README.md).
+FACE_UPSAMPLE_ABOVE = FACE_SIZE * 9 // 8
 
 Progress = Callable[[int, int], None]  # on_progress(done, total)
 Interrupt = Callable[[], None]  # check_interrupt(): raises to cancel (ComfyUI's Cancel, Ctrl+C)

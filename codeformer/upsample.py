@@ -20,11 +20,11 @@ log = logging.getLogger(__name__)
 
 
 # The official --bg_tile, used on the CPU in fp32 (the official arithmetic), and for bf16: with AMX its cost per
-# pixel grows with the tile (13.0 s/Mpx at 480 px with the context, 17.6 at 682x645; bench/measured/README.md).
+# pixel grows with the tile (18.0 s/Mpx at 480 px with the context, 23.2 at 682x645; bench/measured/README.md).
 DEFAULT_TILE = 400
-# On the CPU in fp32 channels_last (``auto`` without AMX) the cost per pixel hardly depends on the tile (49-54 s/Mpx
-# from 482x363 to 682x645 px, 58 at 800 px): larger, balanced tiles compute fewer context pixels (a 1204x645
-# background: 2 tiles instead of 8, 0.81x the pixels).
+# On the CPU in fp32 channels_last (``auto`` without AMX) the cost per pixel hardly depends on the tile (61-69 s/Mpx
+# from 482x363 to 682x645 px, 75 at 800 px): larger, balanced tiles compute fewer context pixels (a 1204x645
+# background: 2 tiles instead of 8, 0.81x the pixels, 15 % faster).
 CPU_FP32_TILE = 640
 AUTO_TILE = 0  # tile=0: auto_tile (the CPU's sizes above; on GPUs as large as free memory allows)
 TILE_PAD = 40  # official RealESRGANer tile_pad

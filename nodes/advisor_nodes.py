@@ -40,7 +40,7 @@ class CodeFormerBestSettings:
     OUTPUT_TOOLTIPS = (
         "CodeFormer fidelity: 1.0 for close-ups, else 0.7 for photos and 0.5 for AI images.",
         "On unless the image is a close-up (little, usually blurred, background).",
-        "always for photos; for AI images auto when the largest face is pasted larger than 512 px, else off.",
+        "always for photos; for AI images auto when the largest face is pasted larger than 576 px, else off.",
         "Output scale: 2, or 1 when the image's long side is already 2048 px or more.",
         "One line saying which shot was recognised and why each setting was chosen (connect to Preview Any).",
     )

@@ -40,7 +40,7 @@ FIDELITY_INPUT = ("FLOAT", {
 FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
     "default": "auto",
     "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
-               "512 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
+               "576 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
 AUTO_FIDELITY_TOOLTIP = ("Choose the fidelity of each face from its share of the image instead of the fidelity value "
                          "(best-settings rule): 1.0 for close-ups, else 0.7 for photos or 0.5 for AI images (see "
                          "source).")

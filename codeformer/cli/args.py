@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
     r.add_argument("--face-upsample-mode", choices=("auto", "always"), default=None,
                    help="implies --face-upsample: 'always' (its default, official) or 'auto' (only faces pasted "
-                        "larger than 512 px)")
+                        "larger than 576 px)")
     r.add_argument("--best-settings", choices=SOURCES, default=None, metavar="SOURCE",
                    help="per image, the fidelity, background enhance, face upsample and upscale of the best-settings "
                         f"rules for this source ({' or '.join(SOURCES)}; as `advise`); not with -w, -s, "

@@ -13,7 +13,7 @@ from codeformer.advisor import (
     CLOSE_UP_SHARE, CROP_PER_BOX, GROUP_FACES, LARGE_IMAGE_SIDE, SOURCES, WIDE_SHARE, Advice, advise, advise_faces,
     advise_image, auto_fidelity, classify_shot, face_share,
 )
-from codeformer.types import FACE_SIZE, Face, Faces
+from codeformer.types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face, Faces
 
 EPS = 1e-6
 SIZE = (1000, 1000)  # (height, width) of the synthetic images
@@ -148,9 +148,10 @@ def test_largest_face_sets_the_share():
     assert a.shot == "close_up"
 
 
-def test_ai_face_upsample_only_when_the_face_is_pasted_larger_than_512():
-    # pasted side = CROP_PER_BOX * box side * upscale (2 here)
-    limit = FACE_SIZE / (CROP_PER_BOX * 2)
+def test_ai_face_upsample_only_when_the_face_is_pasted_larger_than_the_auto_rule():
+    # pasted side = CROP_PER_BOX * box side * upscale (2 here); the rule of face_upsample "auto"
+    assert FACE_SIZE < FACE_UPSAMPLE_ABOVE <= FACE_SIZE * 1.25
+    limit = FACE_UPSAMPLE_ABOVE / (CROP_PER_BOX * 2)
     small = advise([(100, 100, 100 + limit - 1, 100 + limit - 1)], SIZE, "ai_generated")
     large = advise([(100, 100, 100 + limit + 1, 100 + limit + 1)], SIZE, "ai_generated")
     assert (small.upscale, small.face_upsample) == (2, False)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from helpers import fake_model, psnr, read_rgb
 
+from codeformer.canvas import face_paste_size, upsamples_face
 from codeformer.geometry import target_size
 from codeformer.pipeline import Networks, RestoreSettings, find_faces, paste_back, restore_images, upscale_backgrounds
+from codeformer.types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face
 
 
 def portrait_513x1280() -> np.ndarray:
@@ -51,3 +53,21 @@ def test_restore_images_at_non_integer_scales(models, scale):
     assert out.shape == plain.shape == (*target_size((310, 491), scale), 3)
     assert np.abs(out[away] - plain[away]).mean() < 1.5
     assert psnr(out[away], plain[away]) > 35
+
+
+def _face_of_side(side: float) -> Face:
+    """A face whose 512 crop covers ``side`` working-image pixels."""
+    k = side / FACE_SIZE
+    inverse = np.array([[k, 0.0, 10.0], [0.0, k, 10.0]])
+    affine = np.array([[1 / k, 0.0, -10.0 / k], [0.0, 1 / k, -10.0 / k]])
+    return Face(0, (0.0, 0.0, side, side), 0.9, np.zeros((5, 2)), affine, inverse, (1000, 1000), False)
+
+
+def test_face_upsample_auto_only_for_faces_pasted_larger_than_the_rule():
+    upscaler = object()  # only whether there is one matters here
+    below, above = _face_of_side(FACE_UPSAMPLE_ABOVE / 2 - 1), _face_of_side(FACE_UPSAMPLE_ABOVE / 2 + 1)
+    assert face_paste_size(below, 2.0) < FACE_UPSAMPLE_ABOVE < face_paste_size(above, 2.0)
+    assert face_paste_size(_face_of_side(260), 2.0) == pytest.approx(520)  # pasted 2 % larger: not upsampled
+    assert not upsamples_face(upscaler, "auto", _face_of_side(260), 2.0)
+    assert not upsamples_face(upscaler, "auto", below, 2.0) and upsamples_face(upscaler, "auto", above, 2.0)
+    assert upsamples_face(upscaler, "always", below, 2.0) and not upsamples_face(None, "always", above, 2.0)
