@@ -30,6 +30,7 @@ from weights import IMAGES  # noqa: E402
 
 from codeformer import models, upsample  # noqa: E402
 from codeformer.cli.images import read_image  # noqa: E402
+from codeformer.runtime import AUTO_NATIVE, use_bf16  # noqa: E402
 
 
 def computed_pixels(shape: tuple[int, ...], tile: int, balanced: bool) -> int:
@@ -78,7 +79,8 @@ def main() -> None:
         for label, tile, precision, balanced in [("official grid fp32", upsample.DEFAULT_TILE, "fp32", False),
                                                  ("official grid auto", upsample.DEFAULT_TILE, "auto", False),
                                                  ("auto tiles", upsample.AUTO_TILE, "auto", None)]:
-            side = tile or upsample.auto_tile("cpu", image.shape[:2], int(up.scale), bf16=False)
+            bf16 = use_bf16("cpu", precision, auto_on=AUTO_NATIVE)
+            side = tile or upsample.auto_tile("cpu", image.shape[:2], int(up.scale), bf16)
             grid = precision != "fp32" if balanced is None else balanced
             start = time.perf_counter()
             res[label] = upsample.upscale_image(up, image, 2.0, tile=tile, precision=precision,

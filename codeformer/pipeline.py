@@ -33,7 +33,8 @@ FACE_UPSAMPLE_MODES = ("off", "auto", "always")
 class PasteOptions:
     """How restored faces are pasted back."""
 
-    face_upsample: str = "off"  # off | auto (faces pasted larger than 576 px) | always (official --face_upsample)
+    # off | auto (faces pasted larger than FACE_UPSAMPLE_ABOVE) | always (official --face_upsample)
+    face_upsample: str = "off"
     visibility: float = 1.0  # opacity of the restored faces
     feather: float = 1.0  # width of the soft mask edge relative to the official one
 

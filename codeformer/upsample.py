@@ -71,9 +71,10 @@ def upscale_image(
         if precision == "bf16":
             log.warning("%s does not support bf16 (spandrel); running it in fp32", model.architecture.name)
         bf16 = False
+    official = precision == "fp32"  # the official arithmetic: its tile size and grid too
     if tile <= 0:
-        tile = auto_tile(device, image.shape[:2], int(model.scale), bf16, official=precision == "fp32")
-    balanced = precision != "fp32" if balanced is None else balanced
+        tile = auto_tile(device, image.shape[:2], int(model.scale), bf16, official=official)
+    balanced = not official if balanced is None else balanced
     out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt,
                      balanced)
     return resize(out, size, cv2.INTER_LANCZOS4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..codeformer.advisor import Advice, advise_faces, advise_image, face_upsample_mode
 from ..codeformer.clip_advisor import clip_advice, sample_indices
 from ..codeformer.errors import InputError
+from ..codeformer.types import FACE_UPSAMPLE_ABOVE
 from .convert import image_to_numpy
 from .device import load_on_device
 from .face_nodes import VIDEO_FRAMES_INPUT
@@ -40,7 +41,8 @@ class CodeFormerBestSettings:
     OUTPUT_TOOLTIPS = (
         "CodeFormer fidelity: 1.0 for close-ups, else 0.7 for photos and 0.5 for AI images.",
         "On unless the image is a close-up (little, usually blurred, background).",
-        "always for photos; for AI images auto when the largest face is pasted larger than 576 px, else off.",
+        f"always for photos; for AI images auto when the largest face is pasted larger than {FACE_UPSAMPLE_ABOVE} "
+        "px, else off.",
         "Output scale: 2, or 1 when the image's long side is already 2048 px or more.",
         "One line saying which shot was recognised and why each setting was chosen (connect to Preview Any).",
     )

@@ -25,6 +25,7 @@ from ..codeformer.pipeline import (
 from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.temporal import ClipFrame, TemporalOptions, restore_clip
+from ..codeformer.types import FACE_UPSAMPLE_ABOVE
 from ..codeformer.upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
 from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
@@ -40,7 +41,8 @@ FIDELITY_INPUT = ("FLOAT", {
 FACE_UPSAMPLE_INPUT = (list(FACE_UPSAMPLE_MODES), {
     "default": "auto",
     "tooltip": "Upscale restored faces with upscale_model before pasting: off; auto = only faces pasted larger than "
-               "576 px; always (official --face_upsample). Without upscale_model faces are resized instead."})
+               f"{FACE_UPSAMPLE_ABOVE} px; always (official --face_upsample). Without upscale_model faces are resized "
+               "instead."})
 AUTO_FIDELITY_TOOLTIP = ("Choose the fidelity of each face from its share of the image instead of the fidelity value "
                          "(best-settings rule): 1.0 for close-ups, else 0.7 for photos or 0.5 for AI images (see "
                          "source).")

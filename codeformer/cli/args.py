@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..models import DETECTORS
 from ..restorers import SUPPORTED
 from ..runtime import PRECISIONS, resolve_device
+from ..types import FACE_UPSAMPLE_ABOVE
 from ..upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
 from ..video import VIDEO_SUFFIXES
 from .errors import CliError
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--face-upsample", action="store_true", help="upscale restored faces with Real-ESRGAN")
     r.add_argument("--face-upsample-mode", choices=("auto", "always"), default=None,
                    help="implies --face-upsample: 'always' (its default, official) or 'auto' (only faces pasted "
-                        "larger than 576 px)")
+                        f"larger than {FACE_UPSAMPLE_ABOVE} px)")
     r.add_argument("--best-settings", choices=SOURCES, default=None, metavar="SOURCE",
                    help="per image, the fidelity, background enhance, face upsample and upscale of the best-settings "
                         f"rules for this source ({' or '.join(SOURCES)}; as `advise`); not with -w, -s, "
