@@ -1,10 +1,11 @@
 """Temporal processing on vs off on one clip, in the same run: flicker metrics, speed, the issue's targets.
 
-    python bench/temporal.py --synthetic still|shake [--frames 24] [--fidelity 0.5] [--out bench/measured/X.json]
+    python bench/temporal.py --synthetic still|shake [--frames 24] [--fidelity 0.5] [--face-window 3] [--out F.json]
     python bench/temporal.py --clip VIDEO [--frames 24] ...
 
 The same frames go through ``temporal.restore_clip`` twice in one process: temporal off (``None``: each frame as a
-still image) and on (``TemporalOptions()`` defaults), with the same networks: CodeFormer and ParseNet with RANDOM
+still image) and on (``TemporalOptions()`` defaults; ``--face-window 1``: without the face blend), with the same
+networks: CodeFormer and ParseNet with RANDOM
 weights in the official formats (real weights cannot be downloaded here), the real RetinaFace mobilenet0.25
 detector, ``-s 1``, no upscaler. ``--synthetic`` builds the clip with ``bench/clips.py`` from one real aligned face
 placed in a 480x640 frame on a blurred photo (ground truth known: landmark error is measured too).
@@ -232,6 +233,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--seed", type=int, default=0, help="synthetic clip's noise and motion")
+    ap.add_argument("--face-window", type=int, default=TemporalOptions.face_window,
+                    help="temporal on: frames whose restored faces are blended per track (1 = no face blend)")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (e.g. bench/measured/NAME.json)")
     args = ap.parse_args()
     device = resolve_device(args.device)
@@ -260,7 +263,7 @@ def main() -> None:
                 break
         name = str(args.clip)
     settings = RestoreSettings(fidelity=args.fidelity, upscale=1.0)
-    temporal = TemporalOptions()
+    temporal = TemporalOptions(face_window=args.face_window)
 
     # warm-up (one frame, untimed): one-time costs (allocator, oneDNN kernels) would otherwise fall on the first run
     list(restore_clip(frames[:1], networks, settings, None, device=device, precision=args.precision))
@@ -284,6 +287,7 @@ def main() -> None:
     h, w = frames[0].shape[:2]
     print(f"{name}: {len(frames)} frames {w}x{h}, faces per frame off {sorted(set(faces_per_frame['off']))} "
           f"on {sorted(set(faces_per_frame['on']))}, -w {args.fidelity} -s 1, precision {args.precision}, "
+          f"face window {temporal.face_window}, "
           f"random CodeFormer/ParseNet weights, real detector")
     print(f"{'metric':<22}{'off':>10}{'on':>10}{'on/off':>9}{'target':>9}  ok")
     rows = ("landmark_jitter", "landmark_error", "crop_change", "restored_change", "code_flip_rate", "region_flicker",
@@ -310,7 +314,7 @@ def main() -> None:
             "settings": {"fidelity": args.fidelity, "upscale": 1.0, "upscaler": None, "precision": args.precision,
                          "device": str(device), "seed": args.seed, "synthetic": args.synthetic,
                          "clip_path": None if args.clip is None else str(args.clip), "detector": str(args.detector),
-                         "temporal_on": {"code_window": temporal.code_window,
+                         "temporal_on": {"code_window": temporal.code_window, "face_window": temporal.face_window,
                                          "frames_per_chunk": temporal.frames_per_chunk,
                                          "tracking": vars(temporal.tracking)},
                          "off_codes": "crops of the off run encoded again (codes.encode + pick_codes), not timed",

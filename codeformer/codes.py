@@ -11,6 +11,7 @@ restores exactly as ``restore.restore_found_faces``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .face_blend import FaceChunk, blend_clip_faces
 from .restore import (
     Fidelity,
     RunSettings,
@@ -230,10 +232,11 @@ class _Stream:
             yield RestoredChunk(chunk.restored, chunk.codes)
 
 
-def check_window(window: int) -> None:
-    """Raise InputError unless ``window`` (frames whose code logits are averaged) is odd: centred on its frame."""
+def check_window(window: int, what: str = "code window") -> None:
+    """Raise InputError unless ``window`` (frames averaged: code logits, or restored faces) is odd: centred on its
+    frame."""
     if window < 1 or window % 2 == 0:
-        raise InputError(f"code window must be an odd number of frames (1 = no smoothing), got {window}")
+        raise InputError(f"{what} must be an odd number of frames (1 = no smoothing), got {window}")
 
 
 def restore_clip_faces(
@@ -292,13 +295,16 @@ def restore_tracked_faces(
     fidelity: Fidelity = 0.5,
     *,
     window: int = 3,
+    face_window: int = 1,
     frames_per_chunk: int = 8,
     **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``restore_clip_faces`` over a whole batch of frames (``faces.source_sizes``: one image per frame), fed
-    ``frames_per_chunk`` frames at a time; returns (restored ``[N, 512, 512, 3]`` uint8, codes ``[N, 256]`` int64,
-    or None for restorers without codes) in ``faces`` order. ``kwargs`` are those of ``restore_clip_faces``."""
+    ``frames_per_chunk`` frames at a time, then each restored face blended along its track over ``face_window``
+    frames (``face_blend``); returns (restored ``[N, 512, 512, 3]`` uint8, codes ``[N, 256]`` int64, or None for
+    restorers without codes) in ``faces`` order. ``kwargs`` are those of ``restore_clip_faces``."""
     check_crops(crops, faces)
+    check_window(face_window, "face window")
     if frames_per_chunk < 1:
         raise InputError(f"frames_per_chunk must be at least 1, got {frames_per_chunk}")
     crops = _as_batch(crops)
@@ -307,11 +313,22 @@ def restore_tracked_faces(
              for start in range(0, len(by_frame), frames_per_chunk)]
     restored = np.empty((len(faces), FACE_SIZE, FACE_SIZE, 3), np.uint8)
     codes: np.ndarray | None = np.empty((len(faces), TOKENS), np.int64) if restorer_of(model).has_codes else None
-    chunks = ((tuple(faces.faces[i] for i in part), crops[part]) for part in parts)
-    for part, done in zip(parts, restore_clip_faces(model, chunks, fidelity, window=window, **kwargs), strict=True):
-        restored[part] = done.restored
-        if codes is not None and done.codes is not None:
-            codes[part] = done.codes
+    fed: deque[tuple[list[int], tuple[Face, ...], np.ndarray]] = deque()  # handed to the restorer, not yet back
+
+    def chunks() -> Iterator[tuple[tuple[Face, ...], np.ndarray]]:
+        for part in parts:
+            fed.append((part, tuple(faces.faces[i] for i in part), crops[part]))
+            yield fed[-1][1:]
+
+    def restored_chunks() -> Iterator[FaceChunk]:
+        for done in restore_clip_faces(model, chunks(), fidelity, window=window, **kwargs):
+            part, chunk_faces, chunk_crops = fed.popleft()
+            if codes is not None and done.codes is not None:
+                codes[part] = done.codes
+            yield FaceChunk(chunk_faces, chunk_crops, done.restored)
+
+    for part, blended in zip(parts, blend_clip_faces(restored_chunks(), face_window), strict=True):
+        restored[part] = blended
     return restored, codes
 
 

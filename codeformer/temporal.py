@@ -3,7 +3,8 @@
 Restored one by one, video faces flicker: the detector's landmarks jitter by a few pixels, so the aligned crop
 shifts and CodeFormer's codebook picks flip. Here the faces are tracked across frames, a face the detector misses
 for a few frames is filled in, each track's landmarks are smoothed over time before alignment (``tracking``), and
-the code logits of each track are averaged over a few frames before the codebook lookup (``codes``). The rest is
+the code logits of each track are averaged over a few frames before the codebook lookup (``codes``), and each
+restored face is blended with its track's neighbours where their input faces agree (``face_blend``). The rest is
 the whole-image pipeline: canvases, paste-back.
 
 Frames stream through: a frame is restored once the look-ahead its smoothing needs has been detected, and memory
@@ -25,6 +26,7 @@ import torch
 from .canvas import PasteResult
 from .codes import check_window, restore_clip_faces
 from .errors import InputError
+from .face_blend import FaceChunk, blend_clip_faces
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
 from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
@@ -39,10 +41,12 @@ class TemporalOptions:
 
     tracking: TrackOptions = TrackOptions()  # tracks, filled misses, landmark smoothing
     code_window: int = 3  # frames whose code logits are averaged per track (odd; 1 = off)
+    face_window: int = 3  # frames whose restored faces are blended per track, where their inputs agree (odd; 1 = off)
     frames_per_chunk: int = 8  # frames restored together: the batch of the network calls
 
     def __post_init__(self) -> None:
         check_window(self.code_window)
+        check_window(self.face_window, "face window")
         if self.frames_per_chunk < 1:
             raise InputError(f"frames_per_chunk must be at least 1, got {self.frames_per_chunk}")
 
@@ -136,34 +140,40 @@ def restore_clip(
         return
     aligned: Iterable[AlignedFrame] = track_frames(networks.detector, frames, settings.detect, temporal.tracking,
                                                    device=device, check_interrupt=check_interrupt)
-    if only is not None:  # the frames next to the part are restored too: their code logits smooth its ends
-        reach = temporal.code_window // 2
+    if only is not None:  # the frames next to the part are restored too: their faces and code logits smooth its ends
+        reach = temporal.code_window // 2 + temporal.face_window // 2
         restored = range(only.start - reach, only.stop + reach)
         aligned = (frame for frame in aligned if frame.index in restored)
-    # handed to the restorer, not yet pasted: each chunk's frames, their faces (numbered by frame in the clip, as
-    # the restorer's code smoothing needs them) and crops
-    chunks: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]] = deque()
+    # handed to the restorer, not yet back: each chunk's frames, their faces (numbered by frame in the clip, as the
+    # restorer's code smoothing needs them) and crops; then back, not yet blended: the same with the codes used
+    fed: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]] = deque()
+    back: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray, np.ndarray | None]] = deque()
 
     def restorer_input() -> Iterator[tuple[tuple[Face, ...], np.ndarray]]:
         while chunk := list(islice(aligned, temporal.frames_per_chunk)):
             faces = tuple(face for frame in chunk for face in frame.found.faces.faces)
             crops = np.concatenate([frame.found.crops for frame in chunk])
-            chunks.append((chunk, faces, crops))
+            fed.append((chunk, faces, crops))
             yield faces, crops
 
-    for done in restore_clip_faces(networks.restorer, restorer_input(), settings.fidelity,
-                                   window=temporal.code_window, device=device, batch_size=batch_size,
-                                   precision=precision, check_interrupt=check_interrupt):
-        chunk, clip_faces, crops = chunks.popleft()
+    def restored_chunks() -> Iterator[FaceChunk]:
+        for done in restore_clip_faces(networks.restorer, restorer_input(), settings.fidelity,
+                                       window=temporal.code_window, device=device, batch_size=batch_size,
+                                       precision=precision, check_interrupt=check_interrupt):
+            chunk, clip_faces, crops = fed.popleft()
+            back.append((chunk, clip_faces, crops, done.codes))
+            yield FaceChunk(clip_faces, crops, done.restored)
+
+    for blended in blend_clip_faces(restored_chunks(), temporal.face_window):
+        chunk, clip_faces, crops, codes = back.popleft()
         start = chunk[0].index
         faces = Faces(tuple(replace(face, source_index=face.source_index - start) for face in clip_faces),
                       tuple(frame.source.shape[:2] for frame in chunk))
         sources = [frame.source for frame in chunk]
         canvases = image_canvases(sources, faces, networks, settings, **compute)
-        pasted = paste_on_canvases(canvases, faces, done.restored, settings.paste, parser=networks.parser,
+        pasted = paste_on_canvases(canvases, faces, blended, settings.paste, parser=networks.parser,
                                    upscaler=networks.upscaler, **compute)
-        for frame in _clip_frames([frame.index for frame in chunk], pasted, faces, crops, done.restored,
-                                  done.codes):
+        for frame in _clip_frames([frame.index for frame in chunk], pasted, faces, crops, blended, codes):
             if only is None or frame.index in only:
                 yield frame
 
@@ -172,19 +182,20 @@ def clip_context(temporal: TemporalOptions | None) -> tuple[int, int]:
     """Frames (before, after) a part of a clip that ``restore_clip`` must also be given (with ``only`` = the part)
     for the part to come out exactly as in a run over the whole clip.
 
-    A frame's result depends on the code logits of the frames ``code_window // 2`` around it, those on the smoothed
-    landmarks ``lookahead`` frames around each (the smoothing radius, and a gap filled once its face reappears up to
-    ``max_gap`` frames later); before that, the tracks must be the whole run's: ``max_gap + 2`` frames after a
-    start, a track's velocity and any gap it was in are the same again. The frames before are rounded up to whole
-    restore chunks. Without temporal options frames are independent: (0, 0).
+    A frame's result depends on the restored faces of the frames ``face_window // 2`` around it, theirs on the code
+    logits of the frames ``code_window // 2`` around each, those on the smoothed landmarks ``lookahead`` frames
+    around each (the smoothing radius, and a gap filled once its face reappears up to ``max_gap`` frames later);
+    before that, the tracks must be the whole run's: ``max_gap + 2`` frames after a start, a track's velocity and
+    any gap it was in are the same again. The frames before are rounded up to whole restore chunks. Without
+    temporal options frames are independent: (0, 0).
     """
     if temporal is None:
         return 0, 0
-    code = temporal.code_window // 2
+    smoothing = temporal.face_window // 2 + temporal.code_window // 2
     reach = FaceTracker(temporal.tracking).lookahead
-    before = temporal.tracking.max_gap + 2 + reach + code
+    before = temporal.tracking.max_gap + 2 + reach + smoothing
     chunk = temporal.frames_per_chunk
-    return -(-before // chunk) * chunk, reach + code
+    return -(-before // chunk) * chunk, reach + smoothing
 
 
 def _frame_by_frame(frames: Iterable[np.ndarray], networks: Networks, settings: RestoreSettings, *, start: int = 0,

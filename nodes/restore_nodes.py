@@ -60,8 +60,9 @@ CODE_WINDOW_INPUT = ("INT", {
     "default": TemporalOptions.code_window, "min": 1, "max": 9, "step": 2,
     "tooltip": "Video frames: the codebook choices of each face are averaged over this many consecutive frames "
                "(odd; 1 = off), which stops restored details from flickering. Only used for faces detected with "
-               "video_frames on. CodeFormer only (GFPGAN and RestoreFormer have no codes: their faces keep the "
-               "tracked, smoothed landmarks only)."})
+               "video_frames on. CodeFormer only (GFPGAN and RestoreFormer have no codes). With video_frames on, "
+               "every restorer's faces are also blended with the previous and next frames' where the input faces "
+               "agree: noise averages out, real motion is kept."})
 PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
     "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "
@@ -111,11 +112,12 @@ class CodeFormerRestore:
         if detected_faces is None:  # gray flag measured on each crop
             restored = restore_faces(model, crops, fidelity, device=device, on_progress=on_progress,
                                      check_interrupt=check_interrupt)
-        elif any(face.track is not None for face in detected_faces.faces):  # video frames: codes smoothed per track
+        elif any(face.track is not None for face in detected_faces.faces):  # video frames: smoothed per track
+            temporal = _temporal(code_window)
             restored, _codes = restore_tracked_faces(model, detected_faces, crops,
                                                      fidelity_rule(fidelity, auto_fidelity, source),
-                                                     window=_temporal(code_window).code_window, device=device,
-                                                     check_interrupt=check_interrupt)
+                                                     window=temporal.code_window, face_window=temporal.face_window,
+                                                     device=device, check_interrupt=check_interrupt)
         else:  # gray flag of each face's source image, as the official pipeline
             restored = restore_found_faces(model, detected_faces, crops, fidelity_rule(fidelity, auto_fidelity, source),
                                            device=device, on_progress=on_progress, check_interrupt=check_interrupt)

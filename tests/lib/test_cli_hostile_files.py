@@ -321,7 +321,7 @@ def test_a_folder_of_hostile_files_gives_one_line_each_and_the_good_image(models
         assert (folder / name).read_bytes() not in decoded, name  # refused by the declared size, not decoded
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(hostile_file(), min_size=1, max_size=12))
 def test_the_cli_on_folders_of_fuzzed_files(models_dir, tmp_path_factory, capfd, cases):
     folder = tmp_path_factory.getbasetemp() / f"fuzz-{uuid.uuid4().hex}"

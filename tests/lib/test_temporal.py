@@ -20,7 +20,8 @@ from codeformer.temporal import TemporalOptions, find_clip_faces, restore_clip, 
 from codeformer.tracking import FaceTracker, TrackOptions
 
 BEST = DetectOptions(selection="largest")  # whole_01 has 5 faces; the best-scored one changes between frames
-NOT_SMOOTHED = TemporalOptions(TrackOptions(max_gap=0, landmark_sigma=0), code_window=1, frames_per_chunk=1)
+NOT_SMOOTHED = TemporalOptions(TrackOptions(max_gap=0, landmark_sigma=0), code_window=1, face_window=1,
+                               frames_per_chunk=1)
 
 
 def shifted(photo: np.ndarray, count: int, step: float = 1.5) -> list[np.ndarray]:
@@ -116,6 +117,7 @@ def test_restore_stream_holds_a_bounded_number_of_frames(detector, models, no_fa
         assert frame.index == expected and len(frame.faces) == 0
         np.testing.assert_array_equal(frame.image.image, gradient(48, 64).astype(np.float32))  # no face: unchanged
         ahead.append(stream.taken - expected)
-    bound = FaceTracker(temporal.tracking).lookahead + 2 * temporal.frames_per_chunk + temporal.code_window
+    chunks = 2 + temporal.face_window // 2  # being restored, being read, and those the face blend waits for
+    bound = FaceTracker(temporal.tracking).lookahead + chunks * temporal.frames_per_chunk + temporal.code_window
     assert max(ahead) <= bound  # does not grow with the clip
     assert max(ahead[20:]) == max(ahead[:20])

@@ -236,7 +236,7 @@ def test_a_part_tracked_with_its_context_equals_the_whole_clip(options: TrackOpt
     """``restore --ray`` cuts long clips into parts, each tracked alone from ``clip_context`` frames before it:
     inside the part, the faces (landmarks, boxes, order) must be the whole clip's, and the tracks group them the
     same way (numbered differently)."""
-    before, after = clip_context(TemporalOptions(options, code_window=1, frames_per_chunk=1))
+    before, after = clip_context(TemporalOptions(options, code_window=1, face_window=1, frames_per_chunk=1))
     clip = random_clip(np.random.default_rng(2), 160)
     whole = track_faces(clip, options)
     for first in range(before, len(clip) - after, 9):
