@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -153,6 +154,7 @@ def _run_units(ray: ModuleType, args: argparse.Namespace, inputs: Inputs, units:
     done: set[int] = set()
     with _bar(ray, progress, sum(unit.frames for unit in units)):
         for row in results.iter_rows():
+            ctrl_c_back()
             result = json.loads(row["result"])
             unit = units[result["unit"]]
             done.add(unit.number)
@@ -165,11 +167,29 @@ def _run_units(ray: ModuleType, args: argparse.Namespace, inputs: Inputs, units:
             if result["failed"] and unit.path not in reported:
                 reported.add(unit.path)
                 failed.append(Path(unit.path))
+    ctrl_c_back()
     for unit in units:
         if unit.number not in done and unit.path not in reported:  # not expected: Ray raises when retries run out
             reported.add(unit.path)
             skip(failed, Path(unit.path), f"{unit.path}: no worker finished it")
     return 0
+
+
+def ctrl_c_back() -> None:
+    """Give Ctrl+C back to Python if Ray left it deferred, and raise the interrupt it swallowed.
+
+    Ray defers SIGINT around task submission (``ray._private.utils.DeferSigint``); when two of those contexts nest,
+    the inner one's handler goes through the outer one's patch of ``signal.signal`` and the deferring handler stays
+    installed after both end (ray 2.x), so Ctrl+C would be swallowed for the rest of the run. Called on the main
+    thread between Ray calls, where no such context is open: any deferring handler found is a leftover.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    owner = getattr(handler, "__self__", None)
+    if owner is None or type(owner).__name__ != "DeferSigint":
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if getattr(owner, "signal_received", False):
+        raise KeyboardInterrupt
 
 
 def _join_clips(args: argparse.Namespace, inputs: Inputs, failed: list[Path]) -> None:

@@ -163,3 +163,22 @@ def test_a_file_that_fails_is_reported_once_as_in_a_single_run(cluster, models_d
     assert said["ray"] == said["single"]
     assert (tmp_path / "ray" / "plain.png").read_bytes() == (tmp_path / "single" / "plain.png").read_bytes()
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["plain.png"]
+
+
+def test_ctrl_c_left_deferred_by_nested_ray_contexts_is_given_back_and_raised():
+    """Ray's DeferSigint, nested, leaves its deferring handler installed: Ctrl+C would be swallowed for the rest of
+    the run (the cause of a lost Ctrl+C seen in test_ctrl_c_keeps_what_is_done...)."""
+    from ray._private.utils import DeferSigint
+
+    with DeferSigint(), DeferSigint():
+        pass
+    assert getattr(signal.getsignal(signal.SIGINT), "__self__", None) is not None  # Ray's leftover
+    ray_run.ctrl_c_back()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with DeferSigint(), DeferSigint():
+        pass
+    os.kill(os.getpid(), signal.SIGINT)  # swallowed by the leftover
+    with pytest.raises(KeyboardInterrupt):
+        ray_run.ctrl_c_back()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ray_run.ctrl_c_back()  # Python's own handler: nothing to do
