@@ -96,8 +96,14 @@ def test_outputs_are_the_single_run_bytes(cluster, models_dir, inputs, single, t
 def start_cli(cluster: str, models_dir: Path, inputs: Path, out: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "codeformer", "restore", str(inputs), *cli_args(models_dir, out), *OPTIONS,
                "--ray", cluster, "--ray-workers", "1"]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # A runner started in the background (``cmd &`` without job control) ignores SIGINT, and a child inherits an
+    # ignored signal: the CLI would never see the test's Ctrl+C. With a handler here, the child starts with the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_for_part(out: Path, cli: subprocess.Popen, timeout: float = 240) -> int:
@@ -170,15 +176,19 @@ def test_ctrl_c_left_deferred_by_nested_ray_contexts_is_given_back_and_raised():
     the run (the cause of a lost Ctrl+C seen in test_ctrl_c_keeps_what_is_done...)."""
     from ray._private.utils import DeferSigint
 
-    with DeferSigint(), DeferSigint():
-        pass
-    assert getattr(signal.getsignal(signal.SIGINT), "__self__", None) is not None  # Ray's leftover
-    ray_run.ctrl_c_back()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with DeferSigint(), DeferSigint():
-        pass
-    os.kill(os.getpid(), signal.SIGINT)  # swallowed by the leftover
-    with pytest.raises(KeyboardInterrupt):
+    original = signal.getsignal(signal.SIGINT)
+    try:
+        with DeferSigint(), DeferSigint():
+            pass
+        assert getattr(signal.getsignal(signal.SIGINT), "__self__", None) is not None  # Ray's leftover
         ray_run.ctrl_c_back()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    ray_run.ctrl_c_back()  # Python's own handler: nothing to do
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with DeferSigint(), DeferSigint():
+            pass
+        os.kill(os.getpid(), signal.SIGINT)  # swallowed by the leftover
+        with pytest.raises(KeyboardInterrupt):
+            ray_run.ctrl_c_back()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ray_run.ctrl_c_back()  # Python's own handler: nothing to do
+    finally:
+        signal.signal(signal.SIGINT, original)
