@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from .runtime import bf16_autocast, run_in_batches
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt
 
 TOKENS = 256  # the 16x16 grid of codebook picks
+K = TypeVar("K")  # restore_blended_chunks: what a caller tags its chunks with
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,38 @@ def restore_clip_faces(
     yield from stream.finished()
 
 
+def restore_blended_chunks(
+    model: CodeFormerModel,
+    chunks: Iterable[tuple[K, Sequence[Face], np.ndarray]],
+    fidelity: Fidelity = 0.5,
+    *,
+    window: int = 3,
+    face_window: int = 1,
+    **kwargs: Any,
+) -> Iterator[tuple[K, np.ndarray, np.ndarray | None]]:
+    """``restore_clip_faces`` then ``face_blend.blend_clip_faces`` over ``face_window`` frames: per chunk
+    ``(key, faces, crops)`` (``key``: anything the caller needs back), ``(key, restored crops, codes)`` in order.
+    ``kwargs`` are those of ``restore_clip_faces``."""
+    check_window(face_window, "face window")
+    fed: deque[tuple[K, Sequence[Face], np.ndarray]] = deque()  # handed to the restorer, not yet back
+    back: deque[tuple[K, np.ndarray | None]] = deque()  # restored, not yet blended
+
+    def restorer_input() -> Iterator[tuple[Sequence[Face], np.ndarray]]:
+        for key, faces, crops in chunks:
+            fed.append((key, faces, crops))
+            yield faces, crops
+
+    def restored_chunks() -> Iterator[FaceChunk]:
+        for done in restore_clip_faces(model, restorer_input(), fidelity, window=window, **kwargs):
+            key, faces, crops = fed.popleft()
+            back.append((key, done.codes))
+            yield FaceChunk(faces, crops, done.restored)
+
+    for blended in blend_clip_faces(restored_chunks(), face_window):
+        key, codes = back.popleft()
+        yield key, blended, codes
+
+
 def restore_tracked_faces(
     model: CodeFormerModel,
     faces: Faces,
@@ -304,7 +337,6 @@ def restore_tracked_faces(
     frames (``face_blend``); returns (restored ``[N, 512, 512, 3]`` uint8, codes ``[N, 256]`` int64, or None for
     restorers without codes) in ``faces`` order. ``kwargs`` are those of ``restore_clip_faces``."""
     check_crops(crops, faces)
-    check_window(face_window, "face window")
     if frames_per_chunk < 1:
         raise InputError(f"frames_per_chunk must be at least 1, got {frames_per_chunk}")
     crops = _as_batch(crops)
@@ -313,24 +345,15 @@ def restore_tracked_faces(
              for start in range(0, len(by_frame), frames_per_chunk)]
     restored = np.empty((len(faces), FACE_SIZE, FACE_SIZE, 3), np.uint8)
     codes: np.ndarray | None = np.empty((len(faces), TOKENS), np.int64) if restorer_of(model).has_codes else None
-    fed: deque[tuple[list[int], tuple[Face, ...], np.ndarray]] = deque()  # handed to the restorer, not yet back
-
-    def chunks() -> Iterator[tuple[tuple[Face, ...], np.ndarray]]:
-        for part in parts:
-            fed.append((part, tuple(faces.faces[i] for i in part), crops[part]))
-            yield fed[-1][1:]
-
-    def restored_chunks() -> Iterator[FaceChunk]:
-        for done in restore_clip_faces(model, chunks(), fidelity, window=window, **kwargs):
-            part, chunk_faces, chunk_crops = fed.popleft()
-            if codes is not None and done.codes is not None:
-                codes[part] = done.codes
-            yield FaceChunk(chunk_faces, chunk_crops, done.restored)
-
-    for part, blended in zip(parts, blend_clip_faces(restored_chunks(), face_window), strict=True):
+    chunks = ((part, tuple(faces.faces[i] for i in part), crops[part]) for part in parts)
+    for part, blended, chunk_codes in restore_blended_chunks(model, chunks, fidelity, window=window,
+                                                             face_window=face_window, **kwargs):
         restored[part] = blended
+        if codes is not None and chunk_codes is not None:
+            codes[part] = chunk_codes
     return restored, codes
 
 
 __all__ = ["Encoded", "RestoredChunk", "check_window", "decode", "decode_codes", "encode", "pick_codes",
-           "restore_clip_faces", "restore_tracked_faces"]
+           "restore_blended_chunks", "restore_clip_faces",
+           "restore_tracked_faces"]

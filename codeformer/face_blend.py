@@ -6,9 +6,9 @@ frame to frame. So each restored crop (aligned 512 space, where the track's face
 the same track's restored crops at the ``window // 2`` frames around it, weighted per pixel by how alike the
 INPUT crops are there: ``exp(-(d / GUIDE_LEVELS)^2)`` with ``d`` the difference of the two aligned input crops
 (0..255, mean over RGB), Gaussian-blurred over ``GUIDE_SIGMA`` px before its absolute value is taken, so that fresh
-noise averages out and does not count. Where the face
-really changes (a blink, a spoken word, a cut) the inputs differ and the frame keeps its own restoration (no
-ghosts); where only noise differs, the restorations are averaged. The frame's own crop has weight 1.
+noise averages out and does not count. Where the face really changes (a blink, a spoken word, a cut) the inputs
+differ and the frame keeps its own restoration (no ghosts); where only noise differs, the restorations are
+averaged. The frame's own crop has weight 1.
 ``bench/temporal.py`` measures it (temporal on against off, and ``--face-window 1``).
 """
 

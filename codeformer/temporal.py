@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from .canvas import PasteResult
-from .codes import check_window, restore_clip_faces
+from .codes import check_window, restore_blended_chunks
 from .errors import InputError
-from .face_blend import FaceChunk, blend_clip_faces
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
 from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
@@ -144,28 +143,20 @@ def restore_clip(
         reach = temporal.code_window // 2 + temporal.face_window // 2
         restored = range(only.start - reach, only.stop + reach)
         aligned = (frame for frame in aligned if frame.index in restored)
-    # handed to the restorer, not yet back: each chunk's frames, their faces (numbered by frame in the clip, as the
-    # restorer's code smoothing needs them) and crops; then back, not yet blended: the same with the codes used
-    fed: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]] = deque()
-    back: deque[tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray, np.ndarray | None]] = deque()
+    Chunk = tuple[list[AlignedFrame], tuple[Face, ...], np.ndarray]
 
-    def restorer_input() -> Iterator[tuple[tuple[Face, ...], np.ndarray]]:
+    def restorer_input() -> Iterator[tuple[Chunk, tuple[Face, ...], np.ndarray]]:
+        """Each chunk (its frames, their faces numbered by frame in the clip as the smoothing needs them, their
+        crops) as the key it comes back with, and its faces and crops."""
         while chunk := list(islice(aligned, temporal.frames_per_chunk)):
             faces = tuple(face for frame in chunk for face in frame.found.faces.faces)
             crops = np.concatenate([frame.found.crops for frame in chunk])
-            fed.append((chunk, faces, crops))
-            yield faces, crops
+            yield (chunk, faces, crops), faces, crops
 
-    def restored_chunks() -> Iterator[FaceChunk]:
-        for done in restore_clip_faces(networks.restorer, restorer_input(), settings.fidelity,
-                                       window=temporal.code_window, device=device, batch_size=batch_size,
-                                       precision=precision, check_interrupt=check_interrupt):
-            chunk, clip_faces, crops = fed.popleft()
-            back.append((chunk, clip_faces, crops, done.codes))
-            yield FaceChunk(clip_faces, crops, done.restored)
-
-    for blended in blend_clip_faces(restored_chunks(), temporal.face_window):
-        chunk, clip_faces, crops, codes = back.popleft()
+    for (chunk, clip_faces, crops), blended, codes in restore_blended_chunks(
+            networks.restorer, restorer_input(), settings.fidelity, window=temporal.code_window,
+            face_window=temporal.face_window, device=device, batch_size=batch_size, precision=precision,
+            check_interrupt=check_interrupt):
         start = chunk[0].index
         faces = Faces(tuple(replace(face, source_index=face.source_index - start) for face in clip_faces),
                       tuple(frame.source.shape[:2] for frame in chunk))
