@@ -48,6 +48,22 @@ def load_photo(name: str) -> np.ndarray:
     return read_image(IMAGES / name)
 
 
+def face_in_frame(size: tuple[int, int], face_px: int, face: str = "aligned_0143.png",
+                  background: str = "whole_00.jpg") -> np.ndarray:
+    """One clear face: a real aligned face photo scaled to ``face_px``, feathered onto a blurred photo of ``size``
+    (height, width), a little above the centre."""
+    h, w = size
+    back = cv2.resize(load_photo(background), (w, h), interpolation=cv2.INTER_AREA)
+    back = cv2.GaussianBlur(back, (0, 0), 12 * max(1.0, h / 480)).astype(np.float32)
+    photo = cv2.resize(load_photo(face), (face_px, face_px), interpolation=cv2.INTER_AREA).astype(np.float32)
+    ramp = np.minimum(np.arange(face_px), np.arange(face_px)[::-1]) / (0.12 * face_px)
+    alpha = np.clip(np.minimum.outer(ramp, ramp), 0, 1)[..., None]
+    y0, x0 = (h - face_px) // 2 - 10, (w - face_px) // 2
+    region = back[y0 : y0 + face_px, x0 : x0 + face_px]
+    back[y0 : y0 + face_px, x0 : x0 + face_px] = alpha * photo + (1 - alpha) * region
+    return np.clip(np.rint(back), 0, 255).astype(np.uint8)
+
+
 def still_clip(photo: np.ndarray, frames: int, *, noise: float = 4.0, jpeg: int | None = 70, seed: int = 0,
                size: tuple[int, int] | None = None, rate: int = RATE) -> Clip:
     """The photo in every frame, with fresh Gaussian noise (sigma in 0..255 units) and a fresh JPEG round trip at

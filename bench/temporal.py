@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from clips import IMAGES, Clip, load_photo, shake_clip, still_clip  # noqa: E402
+from clips import IMAGES, Clip, face_in_frame, shake_clip, still_clip  # noqa: E402
 from common import random_codeformer  # noqa: E402
 from flicker import (  # noqa: E402
     code_flip_rate,
@@ -64,8 +63,6 @@ from codeformer.temporal import TemporalOptions, restore_clip  # noqa: E402
 from codeformer.types import Face  # noqa: E402
 
 DETECTOR = IMAGES.parent / "weights" / "retinaface_mobilenet0.25.pth"
-FACE_PHOTO = "aligned_0143.png"
-BACKGROUND = "whole_00.jpg"
 FRAME = (480, 640)  # synthetic frames (height, width)
 FACE_PX = 240  # side of the aligned face photo in the synthetic frame
 TARGETS = {"crop_change": 0.7, "region_flicker": 0.75, "code_flip_rate": 0.5, "seconds": 1.15}
@@ -78,17 +75,8 @@ NOTE = ("The CodeFormer and ParseNet weights are RANDOM (the real weights cannot
 
 
 def synthetic_photo() -> np.ndarray:
-    """One clear face: the aligned face photo scaled to FACE_PX, feathered onto a blurred photo of FRAME size."""
-    h, w = FRAME
-    back = cv2.resize(load_photo(BACKGROUND), (w, h), interpolation=cv2.INTER_AREA)
-    back = cv2.GaussianBlur(back, (0, 0), 12).astype(np.float32)
-    face = cv2.resize(load_photo(FACE_PHOTO), (FACE_PX, FACE_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
-    ramp = np.minimum(np.arange(FACE_PX), np.arange(FACE_PX)[::-1]) / (0.12 * FACE_PX)
-    alpha = np.clip(np.minimum.outer(ramp, ramp), 0, 1)[..., None]
-    y0, x0 = (h - FACE_PX) // 2 - 10, (w - FACE_PX) // 2
-    region = back[y0 : y0 + FACE_PX, x0 : x0 + FACE_PX]
-    back[y0 : y0 + FACE_PX, x0 : x0 + FACE_PX] = alpha * face + (1 - alpha) * region
-    return np.clip(np.rint(back), 0, 255).astype(np.uint8)
+    """One clear face: the aligned face photo scaled to FACE_PX on a blurred photo of FRAME size."""
+    return face_in_frame(FRAME, FACE_PX)
 
 
 def load_networks(detector: Path) -> Networks:
@@ -252,7 +240,7 @@ def main() -> None:
         if len(clean) != 1:
             raise SystemExit(f"the synthetic photo should hold one face, the detector finds {len(clean)}")
         truth = truth_landmarks(clean.faces[0].source_landmarks, clip.transforms)
-        name = f"synthetic {args.synthetic} ({FACE_PHOTO} at {FACE_PX} px in {FRAME[1]}x{FRAME[0]})"
+        name = f"synthetic {args.synthetic} (aligned_0143.png at {FACE_PX} px in {FRAME[1]}x{FRAME[0]})"
     else:
         from codeformer.video import read_frames
 

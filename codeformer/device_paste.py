@@ -17,7 +17,6 @@ import torch
 from spandrel import ImageModelDescriptor
 
 from .canvas import Canvas, PasteResult, canvas_geometry, face_to_paste, image_canvas, upsamples_face
-from .device_path import FoundOnDevice
 from .device_resize import area_resize, resize_like_cv2
 from .device_warp import paste_faces_torch
 from .geometry import target_size
@@ -35,23 +34,26 @@ class DeviceCanvas:
     output_size: tuple[int, int]
 
 
-def device_canvases(located: FoundOnDevice, upscale: float, upscaler: ImageModelDescriptor | None,
-                    images: Sequence[np.ndarray], **upscale_kwargs) -> list[DeviceCanvas]:
-    """The canvas of every image (``pipeline.image_canvas``): without ``upscaler`` made on the device from the
-    working image (an image without faces: from the source, to the output size), else on the host and copied up."""
+def device_canvases(faces: Faces, frames: torch.Tensor, working: torch.Tensor, upscale: float,
+                    upscaler: ImageModelDescriptor | None, images: Sequence[np.ndarray],
+                    **upscale_kwargs) -> list[DeviceCanvas]:
+    """The canvas of every image (``pipeline.image_canvas``) of a batch whose sources ``images`` are on the device
+    as ``frames`` ``[B, 3, H, W]`` uint8 with their working images ``working``: without ``upscaler`` made on the
+    device from the working image (an image without faces: from the source, to the output size), else on the host
+    and copied up."""
     canvases = []
-    for index, members in enumerate(located.found.faces.by_image()):
+    for index, members in enumerate(faces.by_image()):
         source_size = images[index].shape[:2]
         output = target_size(source_size, upscale)
         if upscaler is not None:
             host = image_canvas(images[index], upscale, upscaler, has_faces=bool(members), **upscale_kwargs)
-            canvases.append(_copied_up(host, located.frames.device))
+            canvases.append(_copied_up(host, frames.device))
         elif members:
             size, scale, scale_y = canvas_geometry(source_size, output)
-            image = resize_like_cv2(located.working[index : index + 1], *size, shrink=False)[0]
+            image = resize_like_cv2(working[index : index + 1], *size, shrink=False)[0]
             canvases.append(DeviceCanvas(image, scale, scale_y, output))
         else:  # nothing is pasted: the source resized bilinear is the output (``upscale_image`` without a model)
-            image = resize_like_cv2(located.frames[index : index + 1], *output, shrink=False)[0]
+            image = resize_like_cv2(frames[index : index + 1], *output, shrink=False)[0]
             canvases.append(DeviceCanvas(image, output[1] / source_size[1], output[0] / source_size[0], output))
     return canvases
 

@@ -7,7 +7,7 @@ batches a few images at a time. Images are numpy ``(H, W, 3)`` RGB uint8 (the of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from spandrel import ImageModelDescriptor
 
 from .canvas import Canvas, PasteResult, background_canvas, face_paste_size, face_to_paste, fit_output, image_canvas
 from .device_paste import device_canvases, paste_on_device
-from .device_path import find_faces_on_device, use_device_path
+from .device_path import DeviceFrames, find_faces_on_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, find_faces
 from .parse import parse_masks
@@ -129,23 +129,42 @@ def restore_images(
     restored = restore_found_faces(networks.restorer, faces, located.crops if located else found.crops,
                                    settings.fidelity, device=device, batch_size=batch_size, precision=precision,
                                    on_progress=step, check_interrupt=check_interrupt)
-    compute: dict[str, Any] = {"tile": tile, "device": device, "precision": precision,
-                               "check_interrupt": check_interrupt}
-    if located is None:
-        canvases = image_canvases(images, faces, networks, settings, **compute)
-        step(len(faces) + len(images))
-        results = paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,
-                                    upscaler=networks.upscaler, **compute)
-    else:
-        on_device = device_canvases(located, settings.upscale, networks.upscaler if settings.background_enhance
-                                    else None, images, **compute)
-        step(len(faces) + len(images))
-        results = paste_on_device(on_device, faces, restored, face_upsample=settings.paste.face_upsample,
-                                  visibility=settings.paste.visibility, feather=settings.paste.feather,
-                                  parser=networks.parser,
-                                  upscaler=networks.upscaler if settings.paste.uses_upscaler else None, **compute)
+    on_device = None if located is None else DeviceFrames(located.frames, located.working)
+    results = paste_restored(images, faces, restored, networks, settings, on_device=on_device,
+                             on_canvases=lambda: step(len(faces) + len(images)), tile=tile, device=device,
+                             precision=precision, check_interrupt=check_interrupt)
     step(steps)
     return RestoreResult(results, faces, found.crops, restored)
+
+
+def paste_restored(
+    images: Sequence[np.ndarray],
+    faces: Faces,
+    restored: np.ndarray,
+    networks: Networks,
+    settings: RestoreSettings,
+    *,
+    on_device: DeviceFrames | None = None,
+    on_canvases: Callable[[], None] | None = None,
+    **compute: Any,
+) -> list[PasteResult]:
+    """The canvases of ``images`` (upscaled, or the background enhanced), then the restored faces pasted on them:
+    on the host with OpenCV, or on the device where the frames are there (``on_device``: ``device_paste``).
+    ``on_canvases()`` is called between the two; ``compute``: tile, device, precision, check_interrupt."""
+    if on_device is None:
+        canvases = image_canvases(images, faces, networks, settings, **compute)
+        if on_canvases is not None:
+            on_canvases()
+        return paste_on_canvases(canvases, faces, restored, settings.paste, parser=networks.parser,
+                                 upscaler=networks.upscaler, **compute)
+    bg_model = networks.upscaler if settings.background_enhance else None
+    on = device_canvases(faces, on_device.frames, on_device.working, settings.upscale, bg_model, images, **compute)
+    if on_canvases is not None:
+        on_canvases()
+    upsampler = networks.upscaler if settings.paste.uses_upscaler else None
+    return paste_on_device(on, faces, restored, face_upsample=settings.paste.face_upsample,
+                           visibility=settings.paste.visibility, feather=settings.paste.feather,
+                           parser=networks.parser, upscaler=upsampler, **compute)
 
 
 def image_canvases(images: Sequence[np.ndarray], faces: Faces, networks: Networks, settings: RestoreSettings,
@@ -241,5 +260,5 @@ def paste_on_canvases(
 __all__ = [
     "FACE_UPSAMPLE_MODES", "DetectOptions", "Networks", "PasteOptions", "PasteResult", "RestoreResult",
     "RestoreSettings", "check_paste_inputs", "face_paste_size", "find_faces", "image_canvases", "paste_back",
-    "paste_on_canvases", "restore_found_faces", "restore_images", "upscale_backgrounds",
+    "paste_on_canvases", "paste_restored", "restore_found_faces", "restore_images", "upscale_backgrounds",
 ]

@@ -25,10 +25,13 @@ import torch
 
 from .canvas import PasteResult
 from .codes import check_window, restore_blended_chunks
+from .detect import Detection
+from .device_path import DeviceFrames, align_on_device, detect_on_device, to_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
+from .image import to_working
 from .motion import MotionEstimator
-from .pipeline import Networks, RestoreSettings, image_canvases, paste_on_canvases, restore_images
+from .pipeline import Networks, RestoreSettings, paste_restored, restore_images
 from .tracking import FaceTracker, TrackOptions
 from .types import Face, FaceDetector, Faces, Interrupt
 from .upsample import AUTO_TILE
@@ -57,6 +60,21 @@ class AlignedFrame:
     index: int
     source: np.ndarray = field(repr=False)
     found: FoundFaces
+    on_device: DeviceFrames | None = field(default=None, repr=False)  # the frame on the device (device path)
+
+
+@dataclass(frozen=True)
+class _Detected:
+    """A frame detected, waiting for its look-ahead before its faces are final."""
+
+    index: int
+    source: np.ndarray = field(repr=False)
+    working: np.ndarray | None = field(repr=False)  # the host working image (None on the device path)
+    chosen: list[Detection]
+    on_device: DeviceFrames | None = field(default=None, repr=False)
+
+    def host_working(self) -> np.ndarray:
+        return to_working(self.source) if self.working is None else self.working
 
 
 @dataclass(frozen=True)
@@ -79,26 +97,71 @@ def track_frames(
     *,
     device: torch.device | str = "cpu",
     check_interrupt: Interrupt | None = None,
+    detect_frames: int = 8,
 ) -> Iterator[AlignedFrame]:
     """Detect -> track -> fill -> smooth (relative to the camera's motion) -> align, frame by frame: each frame once
-    its look-ahead is detected."""
+    its look-ahead is detected. On the device path (``device_path.use_device_path``) ``detect_frames`` frames at a
+    time go to the device in one copy and are detected together; they stay there for the paste."""
     tracker = FaceTracker(tracking)
     camera = MotionEstimator() if tracking.landmark_sigma > 0 else None  # only smoothing needs the camera's motion
-    waiting: deque[tuple[int, np.ndarray, np.ndarray]] = deque()  # (index, source, working) not yet final
+    waiting: deque[_Detected] = deque()  # not yet final
 
     def aligned(tracked: list) -> AlignedFrame:
-        index, source, working = waiting.popleft()
-        return AlignedFrame(index, source, align_faces(source, working, index, tracked, [t.track for t in tracked]))
+        frame = waiting.popleft()
+        tracks = [t.track for t in tracked]
+        if frame.on_device is None:
+            found = align_faces(frame.source, frame.host_working(), frame.index, tracked, tracks)
+        else:
+            found = align_on_device(frame.on_device, frame.index, tracked, tracks)
+        return AlignedFrame(frame.index, frame.source, found, frame.on_device)
 
+    detect = _detect_on_device if use_device_path(device) else _detect_each
+    for frame in detect(detector, frames, options, device, check_interrupt, detect_frames):
+        waiting.append(frame)
+        motion = None if camera is None else camera.step(frame.host_working())
+        for tracked in tracker.push(frame.chosen, motion):
+            yield aligned(tracked)
+    for tracked in tracker.finish():
+        yield aligned(tracked)
+
+
+def _detect_each(detector: FaceDetector, frames: Iterable[np.ndarray], options: DetectOptions,
+                 device: torch.device | str, check_interrupt: Interrupt | None, _batch: int) -> Iterator[_Detected]:
+    """Frame by frame, detection on the host's working image (the OpenCV path)."""
     for index, source in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
         working, chosen = detect_image(detector, source, options, device=device)
-        waiting.append((index, source, working))
-        for tracked in tracker.push(chosen, None if camera is None else camera.step(working)):
-            yield aligned(tracked)
-    for tracked in tracker.finish():
-        yield aligned(tracked)
+        yield _Detected(index, source, working, chosen)
+
+
+def _detect_on_device(detector: FaceDetector, frames: Iterable[np.ndarray], options: DetectOptions,
+                      device: torch.device | str, check_interrupt: Interrupt | None,
+                      batch: int) -> Iterator[_Detected]:
+    """``batch`` frames at a time copied to the device and detected there (a new frame size starts a new batch)."""
+    iterator = iter(frames)
+    start = 0
+    while sources := list(islice(iterator, batch)):
+        if check_interrupt is not None:
+            check_interrupt()
+        for same in _runs_of_one_size(sources):
+            on_device = to_device(same, torch.device(device))
+            working, chosen = detect_on_device(detector, on_device, options, check_interrupt=check_interrupt)
+            frames_on = DeviceFrames(on_device, working)
+            for offset, (source, found) in enumerate(zip(same, chosen, strict=True)):
+                yield _Detected(start + offset, source, None, found, frames_on[offset])
+            start += len(same)
+
+
+def _runs_of_one_size(images: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Consecutive images of one shape, in order."""
+    runs: list[list[np.ndarray]] = []
+    for image in images:
+        if runs and runs[-1][0].shape == image.shape:
+            runs[-1].append(image)
+        else:
+            runs.append([image])
+    return runs
 
 
 def find_clip_faces(detector: FaceDetector, frames: Sequence[np.ndarray], options: DetectOptions | None = None,
@@ -138,7 +201,8 @@ def restore_clip(
         yield from _frame_by_frame(frames, networks, settings, batch_size=batch_size, start=start, **compute)
         return
     aligned: Iterable[AlignedFrame] = track_frames(networks.detector, frames, settings.detect, temporal.tracking,
-                                                   device=device, check_interrupt=check_interrupt)
+                                                   device=device, check_interrupt=check_interrupt,
+                                                   detect_frames=temporal.frames_per_chunk)
     if only is not None:  # the frames next to the part are restored too: their faces and code logits smooth its ends
         reach = temporal.code_window // 2 + temporal.face_window // 2
         restored = range(only.start - reach, only.stop + reach)
@@ -161,9 +225,7 @@ def restore_clip(
         faces = Faces(tuple(replace(face, source_index=face.source_index - start) for face in clip_faces),
                       tuple(frame.source.shape[:2] for frame in chunk))
         sources = [frame.source for frame in chunk]
-        canvases = image_canvases(sources, faces, networks, settings, **compute)
-        pasted = paste_on_canvases(canvases, faces, blended, settings.paste, parser=networks.parser,
-                                   upscaler=networks.upscaler, **compute)
+        pasted = paste_restored(sources, faces, blended, networks, settings, on_device=_on_device(chunk), **compute)
         for frame in _clip_frames([frame.index for frame in chunk], pasted, faces, crops, blended, codes):
             if only is None or frame.index in only:
                 yield frame
@@ -187,6 +249,14 @@ def clip_context(temporal: TemporalOptions | None) -> tuple[int, int]:
     before = temporal.tracking.max_gap + 2 + reach + smoothing
     chunk = temporal.frames_per_chunk
     return -(-before // chunk) * chunk, reach + smoothing
+
+
+def _on_device(chunk: Sequence[AlignedFrame]) -> DeviceFrames | None:
+    """The chunk's frames on the device, where they all are there and have one size (else the OpenCV paste)."""
+    parts = [frame.on_device for frame in chunk]
+    if any(part is None for part in parts) or len({frame.source.shape for frame in chunk}) > 1:
+        return None
+    return DeviceFrames.cat([part for part in parts if part is not None])
 
 
 def _frame_by_frame(frames: Iterable[np.ndarray], networks: Networks, settings: RestoreSettings, *, start: int = 0,

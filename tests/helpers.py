@@ -71,9 +71,10 @@ def arch(name: str) -> SimpleNamespace:
     return SimpleNamespace(id=name)
 
 
-def fake_model(precision: str = "auto", **kwargs: object) -> CodeFormerModel:
-    """A CodeFormerModel whose network is a FakeCodeFormer."""
-    descriptor = SimpleNamespace(model=FakeCodeFormer(**kwargs), architecture=arch("CodeFormer"))
+def fake_model(precision: str = "auto", arch_id: str = "CodeFormer", **kwargs: object) -> CodeFormerModel:
+    """A CodeFormerModel whose network is a FakeCodeFormer, called as ``arch_id``'s restorer (a restorer without
+    code logits, "RestoreFormer", also runs through the temporal path)."""
+    descriptor = SimpleNamespace(model=FakeCodeFormer(**kwargs), architecture=arch(arch_id))
     return CodeFormerModel(descriptor=descriptor, path=Path("fake.pth"), precision=precision)
 
 

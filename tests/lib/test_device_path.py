@@ -4,14 +4,21 @@ and final images within 1/255 mean and >= 45 dB PSNR; masks close."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from helpers import fake_model, gradient, psnr, read_rgb
 
-from codeformer.device_path import ENV_SWITCH, find_faces_on_device, use_device_path
+from bench.clips import load_photo, still_clip
+from codeformer import pipeline
+from codeformer.device_path import ENV_SWITCH, crops_on_device, find_faces_on_device, use_device_path
 from codeformer.faces import DetectOptions
 from codeformer.pipeline import Networks, PasteOptions, RestoreResult, RestoreSettings, restore_images
+from codeformer.temporal import TemporalOptions, restore_clip, track_frames
+from codeformer.tracking import TrackOptions
+from codeformer.types import Faces
 
 PX = 0.5
 MEAN = 1.0  # 1/255 in 0..255 units
@@ -113,3 +120,47 @@ def test_found_faces_stay_on_the_device(detector):
     assert found.working.shape[2:] == (512, 672) and found.frames.shape[2:] == (189, 248)
     empty = find_faces_on_device(detector, [], DetectOptions(), device="cpu")
     assert len(empty.found.faces) == 0 and empty.crops.shape == (0, 3, 512, 512)
+
+
+def test_clip_with_temporal_processing(detector, monkeypatch):
+    """``restore_clip`` with tracking, landmark smoothing, a filled miss and the face blend: the frames go to the
+    device a detection batch at a time, are aligned and pasted there (one device paste per chunk), and match the
+    OpenCV path. A restorer without code logits (a fake RestoreFormer: the crop, coloured) keeps it quick."""
+    clip = still_clip(load_photo("whole_01.jpg"), 7, seed=1).frames
+    clip[3] = np.full_like(clip[3], 128)  # the face is gone for a frame: tracking fills it in
+    networks = Networks(fake_model(arch_id="RestoreFormer", shift=0.2), detector)
+    settings = RestoreSettings(upscale=1.5, detect=DetectOptions(selection="largest"))
+    temporal = TemporalOptions(frames_per_chunk=3)  # chunks and detection batches end inside the clip
+    pastes = []
+    real_paste = pipeline.paste_on_device
+    monkeypatch.setattr(pipeline, "paste_on_device", lambda *a, **k: pastes.append(1) or real_paste(*a, **k))
+    runs = []
+    for switch in ("0", "1"):
+        monkeypatch.setenv(ENV_SWITCH, switch)
+        runs.append(list(restore_clip(iter(clip), networks, settings, temporal)))
+    assert len(pastes) == 3  # the device run: one paste per chunk of 3, 3, 1 frames
+    opencv, device = (RestoreResult([f.image for f in run], Faces(tuple(face for f in run for face in f.faces.faces),
+                                                                   tuple(f.image.image.shape[:2] for f in run)),
+                                    np.concatenate([f.crops for f in run]), np.concatenate([f.restored for f in run]))
+                      for run in runs)
+    assert [f.index for f in runs[1]] == list(range(7))
+    assert [[face.track for face in f.faces.faces] for f in runs[1]] == [[0]] * 7
+    assert [face.score for face in device.faces.faces][3] == 0.0  # filled, not detected
+    check_close(opencv, device)
+
+
+def test_tracked_frames_stay_on_the_device(detector, monkeypatch):
+    """On the device path each tracked frame keeps its source and working image on the device; its crops are the
+    device warps' (the same frames on the OpenCV path carry none)."""
+    clip = still_clip(load_photo("whole_01.jpg"), 3, seed=2).frames
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    frames = list(track_frames(detector, clip, DetectOptions(selection="largest"), TrackOptions(), detect_frames=2))
+    for frame in frames:
+        assert frame.on_device is not None and frame.on_device.frames.shape == (1, 3, *clip[0].shape[:2])
+        assert frame.on_device.working.shape[2] == 512  # enlarged there
+        np.testing.assert_array_equal(frame.on_device.frames[0].permute(1, 2, 0).numpy(), frame.source)
+        np.testing.assert_array_equal(crops_on_device(frame.on_device.working, [
+            replace(face, source_index=0) for face in frame.found.faces.faces]).permute(0, 2, 3, 1).numpy(),
+            frame.found.crops)
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    assert all(frame.on_device is None for frame in track_frames(detector, clip, DetectOptions(), TrackOptions()))
