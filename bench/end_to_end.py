@@ -56,7 +56,7 @@ STAGES = [
     (temporal, "detect_on_device", "detect"), (temporal, "detect_image", "detect"),
     (temporal, "align_on_device", "align"), (temporal, "align_faces", "align"),
     (temporal, "paste_restored", "parse+paste"), (codes, "encode", "restore"), (codes, "decode_codes", "restore"),
-    (face_blend, "blend_face", "face blend"),
+    (face_blend, "blend_face", "face blend"), (face_blend, "blend_face_torch", "face blend"),
 ]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device_path import use_device_path
 from .errors import InputError
 from .face_blend import FaceChunk, blend_clip_faces
 from .restore import (
@@ -300,7 +301,7 @@ def restore_blended_chunks(
 ) -> Iterator[tuple[K, np.ndarray, np.ndarray | None]]:
     """``restore_clip_faces`` then ``face_blend.blend_clip_faces`` over ``face_window`` frames: per chunk
     ``(key, faces, crops)`` (``key``: anything the caller needs back), ``(key, restored crops, codes)`` in order.
-    ``kwargs`` are those of ``restore_clip_faces``."""
+    ``kwargs`` are those of ``restore_clip_faces``. On the device path the blend runs on the device."""
     check_window(face_window, "face window")
     fed: deque[tuple[K, Sequence[Face], np.ndarray]] = deque()  # handed to the restorer, not yet back
     back: deque[tuple[K, np.ndarray | None]] = deque()  # restored, not yet blended
@@ -316,7 +317,8 @@ def restore_blended_chunks(
             back.append((key, done.codes))
             yield FaceChunk(faces, crops, done.restored)
 
-    for blended in blend_clip_faces(restored_chunks(), face_window):
+    device = kwargs.get("device", "cpu")
+    for blended in blend_clip_faces(restored_chunks(), face_window, device if use_device_path(device) else None):
         key, codes = back.popleft()
         yield key, blended, codes
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from codeformer.codes import restore_tracked_faces
-from codeformer.face_blend import FaceChunk, blend_clip_faces, blend_face, guide_weight
+from codeformer.face_blend import FaceChunk, blend_clip_faces, blend_face, blend_face_torch, guide_weight
 from codeformer.temporal import TemporalOptions
 from codeformer.errors import InputError
 from codeformer.types import Face, Faces
@@ -45,6 +45,29 @@ def test_blend_averages_where_inputs_agree_and_keeps_the_own_face_where_they_dif
     opposite = np.where(crop > 127, 0, 255).astype(np.uint8)  # at least 128 levels from the crop everywhere
     unlike = blend_face(crop, own, [(opposite, other)])
     assert np.abs(unlike.astype(float) - own).mean() < 0.1
+
+
+def test_the_device_blend_is_the_host_blend(photo):
+    """``blend_face_torch`` (the device path's, run here on the CPU) against ``blend_face``: neighbours alike in
+    places and changed in others, so the weights take every value; within one level where float rounding differs."""
+    changed = photo.copy()
+    changed[300:420, 150:360] = 255 - changed[300:420, 150:360]
+    crop = noisy(photo)
+    neighbours = [(noisy(photo), noisy(photo, 12)), (noisy(changed), RNG.integers(0, 256, (512, 512, 3), np.uint8))]
+    own = noisy(photo, 8)
+    host, device = blend_face(crop, own, neighbours), blend_face_torch(crop, own, neighbours, "cpu")
+    assert device.dtype == np.uint8 and device.shape == host.shape
+    difference = np.abs(host.astype(int) - device)
+    assert difference.max() <= 1 and difference.mean() < 1e-3
+    assert blend_face_torch(crop, own, [], "cpu") is own
+
+
+def test_the_stream_blends_on_the_given_device(clip):
+    faces, crops, restored = clip
+    host = np.concatenate(list(blend_clip_faces(chunks_of(faces, crops, restored, 3), 3)))
+    device = np.concatenate(list(blend_clip_faces(chunks_of(faces, crops, restored, 3), 3, "cpu")))
+    assert not np.array_equal(device, restored)
+    assert np.abs(host.astype(int) - device).max() <= 1
 
 
 def chunks_of(faces: list[Face], crops: np.ndarray, restored: np.ndarray, frames_per_chunk: int) -> list[FaceChunk]:
