@@ -139,7 +139,8 @@ def main() -> None:
     group_size = (round(group_photo.shape[0] * factor), round(group_photo.shape[1] * factor))
     group = still_clip(cv2.resize(group_photo, group_size[::-1], interpolation=cv2.INTER_AREA),
                        args.group_frames, seed=1).frames
-    clip = still_clip(face_in_frame(args.clip_size, args.face_px), args.clip_frames, seed=2).frames
+    clip = still_clip(face_in_frame(args.clip_size, args.face_px, blur=0.05 * args.clip_size[0]), args.clip_frames,
+                      seed=2).frames
     rows: list[dict[str, Any]] = []
 
     def record(name: str, frames: list[np.ndarray], per_call: int, run_all: Callable[[], int], first: float,
