@@ -6,7 +6,7 @@ bilinear arithmetic (``device_resize``, on the fx/fy grid ``cv2.resize`` uses fo
 0.04 % of whole_01's pixels); RetinaFace runs on the whole batch (``detect_batch``); the affines are estimated on
 the host (5 points a face); the crops are cut with ``grid_sample`` (``device_warp``) and stay on the device for
 CodeFormer. Only the crops come back to the host (the caller's ``crops`` output, 0.8 MB a face).
-A video's frames take the same steps a frame at a time once tracked (``DeviceFrame``, ``align_on_device``:
+A video's frames take the same steps a frame at a time once tracked (``DeviceFrames``, ``align_on_device``:
 ``temporal.track_frames``).
 
 On the CPU the OpenCV path stays the default: it is the official arithmetic and the fastest there.

@@ -8,8 +8,10 @@ restored face is blended with its track's neighbours where their input faces agr
 the whole-image pipeline: canvases, paste-back.
 
 Frames stream through: a frame is restored once the look-ahead its smoothing needs has been detected, and memory
-holds about ``frames_per_chunk`` + look-ahead frames whatever the clip's length. Without temporal options every
-frame is restored exactly as a still image (``restore_images``).
+holds about ``frames_per_chunk`` + look-ahead frames whatever the clip's length. On the device path (CUDA:
+``device_path.use_device_path``) the frames go to the device ``frames_per_chunk`` at a time and stay there from
+detection to paste; tracking, smoothing and the camera's motion work on the host from the detections. Without
+temporal options every frame is restored exactly as a still image (``restore_images``).
 """
 
 from __future__ import annotations

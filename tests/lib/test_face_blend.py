@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from codeformer.codes import restore_tracked_faces
-from codeformer.face_blend import FaceChunk, blend_clip_faces, blend_face, blend_face_torch, guide_weight
-from codeformer.temporal import TemporalOptions
-from codeformer.errors import InputError
-from codeformer.types import Face, Faces
 from helpers import read_rgb
 from test_codes import face, fidelity_rule, tiny_model
+
+from codeformer.codes import restore_tracked_faces
+from codeformer.errors import InputError
+from codeformer.face_blend import FaceChunk, blend_clip_faces, blend_face, blend_face_torch, guide_weight
+from codeformer.temporal import TemporalOptions
+from codeformer.types import Face, Faces
 
 RNG = np.random.default_rng(5)
 
