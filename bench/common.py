@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,6 +32,21 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA runs asynchronously), so wall-clock timings are complete."""
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def timing(fn: Callable, device: torch.device, totals: dict[str, float], name: str) -> Callable:
+    """``fn`` wrapped to add its wall-clock time to ``totals[name]`` on every call, the device synchronised before
+    and after (so a stage's queued GPU work is counted in it)."""
+    def wrapper(*args, **kwargs):
+        sync(device)
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sync(device)
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+
+    return wrapper
 
 
 def print_and_save(result: dict, path: Path | None) -> None:

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from clips import face_in_frame, load_photo, still_clip  # noqa: E402
-from common import print_and_save, sync  # noqa: E402
+from common import print_and_save, sync, timing  # noqa: E402
 
 from codeformer import codes, face_blend, models, pipeline, temporal  # noqa: E402
 from codeformer.pipeline import Networks, RestoreSettings, restore_images  # noqa: E402
@@ -79,22 +78,11 @@ def reset_peak(device: torch.device) -> None:
 
 def stage_timers(device: torch.device) -> tuple[dict[str, float], Callable[[], None]]:
     """Wrap every ``STAGES`` function (synchronised, timed); returns the totals and the undo."""
-    totals: dict[str, float] = defaultdict(float)
+    totals: dict[str, float] = {}
     saved = [(module, name, getattr(module, name)) for module, name, _ in STAGES]
 
-    def wrap(fn: Callable, stage: str) -> Callable:
-        def run(*args, **kwargs):
-            sync(device)
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                sync(device)
-                totals[stage] += time.perf_counter() - start
-        return run
-
     for (module, name, fn), (_, _, stage) in zip(saved, STAGES, strict=True):
-        setattr(module, name, wrap(fn, stage))
+        setattr(module, name, timing(fn, device, totals, stage))
 
     def undo() -> None:
         for module, name, fn in saved:

@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402
 from common import sync  # noqa: E402
 
 from codeformer import faces as faces_module  # noqa: E402
@@ -36,16 +37,7 @@ TIMES: dict[str, float] = defaultdict(float)
 
 
 def timing(name: str, fn, device: torch.device):
-    def wrapper(*args, **kwargs):
-        sync(device)
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            sync(device)
-            TIMES[name] += time.perf_counter() - start
-
-    return wrapper
+    return common.timing(fn, device, TIMES, name)
 
 
 def main() -> None:
