@@ -258,6 +258,22 @@ def test_compiled_lone_face_falls_back_to_the_network_when_two_do_not_fit(monkey
         run(torch.rand(2, 3, 4, 4), weight=0.25)
 
 
+def test_compile_time_is_reported_once(monkeypatch, caplog):
+    import logging
+
+    import torch
+
+    from codeformer.compiled import compile_network
+
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: net)  # the wrapper's logic, without compiling
+    run = compile_network(lambda x, weight: (x * weight,))
+    with caplog.at_level(logging.INFO, logger="codeformer.compiled"):
+        for n in (1, 3, 2):
+            torch.testing.assert_close(run(torch.ones(n, 3, 4, 4), weight=0.5)[0], torch.full((n, 3, 4, 4), 0.5))
+    reports = [r.getMessage() for r in caplog.records if "compile included" in r.getMessage()]
+    assert len(reports) == 1 and "first batch (2 faces)" in reports[0]  # the lone face ran as two
+
+
 def test_crops_must_match_the_detected_faces():
     """One crop per detected face, or an error saying which outputs belong together (not a silent mix-up)."""
     from codeformer.errors import InputError
