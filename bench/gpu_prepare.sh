@@ -20,5 +20,5 @@ mkdir -p .whl .benchdata .gpu_carry/shared/data/weights .gpu_carry/shared/data/i
 cp "$SHARED/data/weights/retinaface_mobilenet0.25.pth" .benchdata/
 cp "$SHARED"/data/images/{whole_02.png,crowd.jpg,aligned_0143.png,aligned_0240.png,aligned_0342.png,aligned_Solvay_conference_1927_0018.png} .benchdata/
 cp "$SHARED/data/weights/retinaface_mobilenet0.25.pth" .gpu_carry/shared/data/weights/
-cp "$SHARED"/data/images/{whole_00.jpg,whole_02.png,aligned_0143.png,aligned_0342.png} .gpu_carry/shared/data/images/
+cp "$SHARED"/data/images/{whole_00.jpg,whole_01.jpg,whole_02.png,aligned_0143.png,aligned_0342.png} .gpu_carry/shared/data/images/
 du -sh .whl .benchdata .gpu_carry

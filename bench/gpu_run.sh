@@ -32,3 +32,5 @@ step cuda-tests
 timeout 120 python3 -m pytest -q -p no:cacheprovider \
   "tests/nodes/test_restore_nodes.py::test_runs_on_gpu_and_models_stay_until_comfy_frees_memory" \
   "tests/lib/test_restore.py::test_compiled_network_is_kept_per_device"
+# the device path on the GPU against the OpenCV path on the CPU: photos, and a clip with temporal processing
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/lib/test_device_path.py -k cuda

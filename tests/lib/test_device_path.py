@@ -24,15 +24,16 @@ PX = 0.5
 MEAN = 1.0  # 1/255 in 0..255 units
 DB = 45.0
 MASK = 1 / 255  # mean difference of the pasted-area masks (0..1)
+# The device path runs on the CPU here, forced; on a machine with CUDA (bench/gpu_run.sh) on the GPU as well.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def both_paths(monkeypatch, images, networks, settings) -> tuple[RestoreResult, RestoreResult]:
-    """``restore_images`` on the CPU by the OpenCV path, then by the device path."""
-    results = []
-    for switch in ("0", "1"):
-        monkeypatch.setenv(ENV_SWITCH, switch)
-        results.append(restore_images(images, networks, settings))
-    return results[0], results[1]
+def both_paths(monkeypatch, images, networks, settings, device: str = "cpu") -> tuple[RestoreResult, RestoreResult]:
+    """``restore_images`` on the CPU by the OpenCV path, then by the device path on ``device``."""
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    opencv = restore_images(images, networks, settings)
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    return opencv, restore_images(images, networks, settings, device=device)
 
 
 def check_close(opencv: RestoreResult, device: RestoreResult) -> dict[str, float]:
@@ -69,12 +70,14 @@ def test_switch(monkeypatch):
     assert not use_device_path("cuda")
 
 
+@pytest.mark.parametrize("device_name", DEVICES)
 @pytest.mark.parametrize("upscale", [1.0, 1.5, 2.0])
-def test_photo_with_several_faces(detector, monkeypatch, upscale):
+def test_photo_with_several_faces(detector, monkeypatch, upscale, device_name):
     """whole_02 (1204x645, 4 faces, working scale 1) and a frame without faces of its size, one batch."""
     photo = read_rgb("whole_02.png")
     images = [photo, gradient(*photo.shape[:2])]
-    opencv, device = both_paths(monkeypatch, images, Networks(fake_model(), detector), RestoreSettings(upscale=upscale))
+    opencv, device = both_paths(monkeypatch, images, Networks(fake_model(), detector), RestoreSettings(upscale=upscale),
+                                device_name)
     assert [len(members) for members in device.faces.by_image()] == [4, 0]
     check_close(opencv, device)
 
@@ -122,7 +125,8 @@ def test_found_faces_stay_on_the_device(detector):
     assert len(empty.found.faces) == 0 and empty.crops.shape == (0, 3, 512, 512)
 
 
-def test_clip_with_temporal_processing(detector, monkeypatch):
+@pytest.mark.parametrize("device_name", DEVICES)
+def test_clip_with_temporal_processing(detector, monkeypatch, device_name):
     """``restore_clip`` with tracking, landmark smoothing, a filled miss and the face blend: the frames go to the
     device a detection batch at a time, are aligned and pasted there (one device paste per chunk), and match the
     OpenCV path. A restorer without code logits (a fake RestoreFormer: the crop, coloured) keeps it quick."""
@@ -135,9 +139,9 @@ def test_clip_with_temporal_processing(detector, monkeypatch):
     real_paste = pipeline.paste_on_device
     monkeypatch.setattr(pipeline, "paste_on_device", lambda *a, **k: pastes.append(1) or real_paste(*a, **k))
     runs = []
-    for switch in ("0", "1"):
+    for switch, device_name in (("0", "cpu"), ("1", device_name)):
         monkeypatch.setenv(ENV_SWITCH, switch)
-        runs.append(list(restore_clip(iter(clip), networks, settings, temporal)))
+        runs.append(list(restore_clip(iter(clip), networks, settings, temporal, device=device_name)))
     assert len(pastes) == 3  # the device run: one paste per chunk of 3, 3, 1 frames
     opencv, device = (RestoreResult([f.image for f in run], Faces(tuple(face for f in run for face in f.faces.faces),
                                                                    tuple(f.image.image.shape[:2] for f in run)),
