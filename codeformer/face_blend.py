@@ -11,8 +11,8 @@ differ and the frame keeps its own restoration (no ghosts); where only noise dif
 averaged. The frame's own crop has weight 1.
 ``bench/temporal.py`` measures it (temporal on against off, and ``--face-window 1``).
 On the device path (``device_path.use_device_path``) the same arithmetic runs in torch on the device
-(``blend_face_torch``): on the host it costs ~32 ms a face on 2 CPU cores (``bench/end_to_end.py``'s stages),
-more than a GPU spends on the rest of a face.
+(``blend_face_torch``): on the host it costs ~38 ms a face with two neighbours on 2 CPU cores, more than a GPU
+spends on the rest of a face.
 """
 
 from __future__ import annotations

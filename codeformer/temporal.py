@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from itertools import groupby, islice
 from typing import Any
 
 import numpy as np
@@ -146,24 +146,14 @@ def _detect_on_device(detector: FaceDetector, frames: Iterable[np.ndarray], opti
     while sources := list(islice(iterator, batch)):
         if check_interrupt is not None:
             check_interrupt()
-        for same in _runs_of_one_size(sources):
+        for _, run in groupby(sources, key=lambda image: image.shape):
+            same = list(run)
             on_device = to_device(same, torch.device(device))
             working, chosen = detect_on_device(detector, on_device, options, check_interrupt=check_interrupt)
             frames_on = DeviceFrames(on_device, working)
             for offset, (source, found) in enumerate(zip(same, chosen, strict=True)):
                 yield _Detected(start + offset, source, None, found, frames_on[offset])
             start += len(same)
-
-
-def _runs_of_one_size(images: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """Consecutive images of one shape, in order."""
-    runs: list[list[np.ndarray]] = []
-    for image in images:
-        if runs and runs[-1][0].shape == image.shape:
-            runs[-1].append(image)
-        else:
-            runs.append([image])
-    return runs
 
 
 def find_clip_faces(detector: FaceDetector, frames: Sequence[np.ndarray], options: DetectOptions | None = None,

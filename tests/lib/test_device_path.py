@@ -168,3 +168,18 @@ def test_tracked_frames_stay_on_the_device(detector, monkeypatch):
             frame.found.crops)
     monkeypatch.setenv(ENV_SWITCH, "0")
     assert all(frame.on_device is None for frame in track_frames(detector, clip, DetectOptions(), TrackOptions()))
+
+
+def test_a_new_frame_size_starts_a_new_detection_batch(detector, monkeypatch):
+    """Frames of two sizes in one detection batch: each run of one size goes to the device (and is detected) as a
+    batch of its own, every frame keeps its own pixels and index."""
+    small = still_clip(load_photo("whole_01.jpg"), 2, seed=3).frames
+    large = still_clip(load_photo("whole_00.jpg"), 1, seed=3).frames
+    clip = [small[0], large[0], small[1]]
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    frames = list(track_frames(detector, clip, DetectOptions(selection="largest"), TrackOptions(landmark_sigma=0),
+                               detect_frames=3))
+    assert [frame.index for frame in frames] == [0, 1, 2]
+    for frame, source in zip(frames, clip, strict=True):
+        assert frame.on_device is not None
+        np.testing.assert_array_equal(frame.on_device.frames[0].permute(1, 2, 0).numpy(), source)
