@@ -74,14 +74,14 @@ def test_faces_are_restored_and_saved_by_track(models_dir, tmp_path):
     """A real face, moving a pixel per frame (the small detector also sees false faces: one kept), restored in
     every frame, saved as <frame>_<track>."""
     face = read_rgb("whole_01.jpg")[:188]  # even sides for the yuv420p source clip
-    frames = [np.roll(face, i, axis=1) for i in range(3)]
+    frames = [np.roll(face, i, axis=1) for i in range(2)]  # two: a face costs ~12 s here (CodeFormer, ParseNet)
     make_clip(tmp_path / "talk.mp4", frames)
     out = tmp_path / "out"
     assert restore(models_dir, out, tmp_path / "talk.mp4", "-s", "1", "--save-faces", "--max-faces", "1") == 0
     saved = sorted(p.name for p in (out / "faces" / "talk").iterdir())
-    assert saved == [f"{i:06d}_00_{kind}.png" for i in range(3) for kind in ("crop", "restored")]
+    assert saved == [f"{i:06d}_00_{kind}.png" for i in range(2) for kind in ("crop", "restored")]
     restored = [f.image for f in read_frames(out / "talk.mp4")]
-    assert len(restored) == 3 and restored[0].shape == face.shape
+    assert len(restored) == 2 and restored[0].shape == face.shape
     assert psnr(restored[0], frames[0]) < 30  # the face was replaced (random weights: visibly)
 
 

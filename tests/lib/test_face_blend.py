@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import read_rgb
-from test_codes import face, fidelity_rule, tiny_model
+from test_codes import face, fidelity_rule
+from tiny_codeformer import tiny_model
 
 from codeformer.codes import restore_tracked_faces
 from codeformer.errors import InputError

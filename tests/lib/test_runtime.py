@@ -74,7 +74,9 @@ def test_upscaler_auto_follows_native_bf16(x4_model, photo, native_bf16):
     bf16 = upsample.upscale_image(x4_model, photo, 4.0, tile=0, precision="bf16")
     assert np.abs(bf16.astype(int) - fp32.astype(int)).mean() < 2  # the issue's bf16 bound: < 2/255 mean
     native_bf16(False)
-    assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), fp32)
+    auto = upsample.upscale_image(x4_model, photo, 4.0, tile=0)  # fp32, in channels_last: float noise can flip a
+    assert np.abs(auto.astype(int) - fp32.astype(int)).max() <= 1  # rounding (seen on an AMD EPYC), where bf16
+    assert np.mean(auto != fp32) < 1e-3 < np.mean(bf16 != fp32)  # moves a fifth of the values
     native_bf16(True)
     assert np.array_equal(upsample.upscale_image(x4_model, photo, 4.0, tile=0), bf16)
 
@@ -108,12 +110,25 @@ def test_restore_precision_comes_from_the_model(native_bf16):
     assert model.module.autocast == [False]
 
 
-def test_parser_auto_is_fp32_on_cpu(models, native_bf16):
-    native_bf16(True)
-    face = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
-    auto = parse_masks(models.parser, [face])[0]
-    fp32 = parse_masks(models.parser, [face], precision="fp32")[0]
-    assert np.array_equal(auto, fp32)
+class RecordingParser(torch.nn.Module):
+    """Stands in for ParseNet: records whether bf16 autocast was on; every pixel is background."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.autocast: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        self.autocast.append(torch.is_autocast_enabled(x.device.type))
+        return (torch.zeros(x.shape[0], 19, *x.shape[2:]),)
+
+
+def test_parser_auto_is_fp32_on_cpu(native_bf16):
+    native_bf16(True)  # even where bf16 is fast
+    parser = FaceParser(RecordingParser(), Path("parser.pth"))
+    face = np.zeros((128, 128, 3), np.uint8)
+    for precision, bf16 in (("auto", False), ("fp32", False), ("bf16", True)):
+        assert not parse_masks(parser, [face], precision=precision)[0].any()
+        assert parser.module.autocast.pop() is bf16, precision
 
 
 def test_auto_batch_size_from_free_memory(monkeypatch):

@@ -1,7 +1,8 @@
 """Consecutive frames (``codeformer.temporal``): off = still images, tracks through the stream, bounded look-ahead.
 
-The real CodeFormer network runs on four faces here (the temporal path without smoothing against still images);
-the stream tests use flat frames, which skip the detector network (``no_faces``) and never reach CodeFormer.
+The temporal path without smoothing is checked against still images with the tiny CodeFormer (``tiny_codeformer``:
+the full-size network's split is checked in test_codes); the stream tests use flat frames, which skip the detector
+network (``no_faces``) and never reach CodeFormer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import fake_model, gradient, read_rgb
+from tiny_codeformer import tiny_model
 
 from codeformer import temporal
 from codeformer.image import to_working
@@ -59,9 +61,9 @@ def test_off_is_each_frame_as_a_still_image(frames, detector):
         assert frame.codes is None and all(face.track is None for face in frame.faces.faces)
 
 
-def test_temporal_without_smoothing_equals_still_images(frames, detector, models):
+def test_temporal_without_smoothing_equals_still_images(frames, detector):
     """Tracking with nothing filled or smoothed and a code window of 1: the frames of ``restore_images``."""
-    networks = Networks(models.codeformer, detector)
+    networks = Networks(tiny_model(), detector)
     settings = RestoreSettings(fidelity=0.5, upscale=1.0, detect=BEST)
     clip = list(restore_clip(frames, networks, settings, NOT_SMOOTHED))
     still = restore_images(frames, networks, settings)

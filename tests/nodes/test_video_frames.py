@@ -1,6 +1,7 @@
 """The video_frames option of the nodes: tracks on FACES, the modular graph equal to the one-node, off by default.
 
-The full CodeFormer network runs on four faces here (two frames, through the modular graph and the one-node).
+The graphs run the tiny CodeFormer (``tiny_codeformer``): their subject is the plumbing, which is the same for the
+full-size network (loaded through the node in test_restore_nodes) at seconds a face.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 import spandrel
 import torch
 from helpers import DETECT
+from tiny_codeformer import tiny_model
 
 LARGEST = {**DETECT, "selection": "largest"}  # whole_01 has 5 faces; one per frame keeps this file fast
 
@@ -26,7 +28,7 @@ def frames(photo, as_image):
 
 @pytest.fixture(scope="module")
 def models(nodes, lib, comfy_models):
-    (codeformer,) = nodes["CodeFormerModelLoader"]().load("codeformer.pth")
+    codeformer = tiny_model()
     (detector,) = nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")
     # What core's Load Upscale Model returns: the two graphs paste on the same upscaled background only with one
     sd = lib.models.load_state_dict(comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
