@@ -1,6 +1,6 @@
 """Temporal code smoothing: the split network equals spandrel's forward, and the streaming restore of video faces.
 
-Most tests run the tiny CodeFormer (``tiny_codeformer``: spandrel's own forward over small blocks), milliseconds
+Most tests run the tiny CodeFormer (``tiny_networks``: spandrel's own forward over small blocks), milliseconds
 per face; two run the full-size random-weight CodeFormer (seconds per face on the CPU).
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import read_rgb
-from tiny_codeformer import TinyCodeFormer, tiny_model
+from tiny_networks import TinyCodeFormer, tiny_model
 
 from codeformer.codes import Encoded, decode, encode, pick_codes, restore_clip_faces, restore_tracked_faces
 from codeformer.errors import InputError

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import read_rgb
 from test_codes import face, fidelity_rule
-from tiny_codeformer import tiny_model
+from tiny_networks import tiny_model
 
 from codeformer.codes import restore_tracked_faces
 from codeformer.errors import InputError

@@ -1,6 +1,6 @@
 """Consecutive frames (``codeformer.temporal``): off = still images, tracks through the stream, bounded look-ahead.
 
-The temporal path without smoothing is checked against still images with the tiny CodeFormer (``tiny_codeformer``:
+The temporal path without smoothing is checked against still images with the tiny CodeFormer (``tiny_networks``:
 the full-size network's split is checked in test_codes); the stream tests use flat frames, which skip the detector
 network (``no_faces``) and never reach CodeFormer.
 """
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import fake_model, gradient, read_rgb
-from tiny_codeformer import tiny_model
+from tiny_networks import tiny_model
 
 from codeformer import temporal
 from codeformer.image import to_working

@@ -1,6 +1,6 @@
 """The video_frames option of the nodes: tracks on FACES, the modular graph equal to the one-node, off by default.
 
-The graphs run the tiny CodeFormer (``tiny_codeformer``): their subject is the plumbing, which is the same for the
+The graphs run the tiny CodeFormer (``tiny_networks``): their subject is the plumbing, which is the same for the
 full-size network (loaded through the node in test_restore_nodes) at seconds a face.
 """
 
@@ -12,7 +12,7 @@ import pytest
 import spandrel
 import torch
 from helpers import DETECT
-from tiny_codeformer import tiny_model
+from tiny_networks import tiny_model
 
 LARGEST = {**DETECT, "selection": "largest"}  # whole_01 has 5 faces; one per frame keeps this file fast
 

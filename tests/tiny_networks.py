@@ -1,6 +1,11 @@
-"""A tiny CodeFormer: spandrel's own ``CodeFormer.forward`` (inherited, unchanged) over small blocks of the same
-structure, milliseconds per face on the CPU where the full-size random-weight network takes seconds. For tests whose
-subject is the plumbing around the network (the split network, the temporal path, the node graphs), not its weights."""
+"""Tiny networks for tests whose subject is the plumbing around the networks (the split network, the temporal path,
+the node graphs, the CLI's clip parts), not their weights: milliseconds a face on the CPU, where the full-size
+random-weight CodeFormer takes ~7 s and ParseNet ~4.5 s (2-core CPU without AMX).
+
+- ``tiny_model``: spandrel's own ``CodeFormer.forward`` (inherited, unchanged) over small blocks of the same structure.
+- ``tiny_parser``: ParseNet's contract (``net(x)[0]``: 19 class logits a pixel) from one random convolution.
+- ``use_tiny_networks``: in-process CLI runs load these instead of the files of ``--models-dir``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
-from codeformer.types import CodeFormerModel
+from codeformer import models
+from codeformer.types import CodeFormerModel, FaceParser
 
 with warnings.catch_warnings():  # its module uses torch.jit.script, which recent torch warns about
     warnings.simplefilter("ignore", FutureWarning)
@@ -58,3 +65,25 @@ class TinyCodeFormer(CodeFormer):
 def tiny_model(seed: int = 0) -> CodeFormerModel:
     descriptor = SimpleNamespace(model=TinyCodeFormer(seed).eval(), architecture=SimpleNamespace(id="CodeFormer"))
     return CodeFormerModel(descriptor=descriptor, path=Path("tiny.pth"))
+
+
+class TinyParser(torch.nn.Module):
+    """ParseNet's contract: ``(logits [B, 19, H, W],)`` for faces in [-1, 1]."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = torch.nn.Conv2d(3, 19, 5, padding=2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.conv(x),)
+
+
+def tiny_parser(seed: int = 0) -> FaceParser:
+    return FaceParser(TinyParser(seed).eval(), Path("tiny_parser.pth"))
+
+
+def use_tiny_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the library's loaders (the CLI's, in this process) return the tiny CodeFormer and parser."""
+    monkeypatch.setattr(models, "load_codeformer", lambda *args, **kwargs: tiny_model())
+    monkeypatch.setattr(models, "load_parser", lambda *args, **kwargs: tiny_parser())
