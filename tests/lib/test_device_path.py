@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import fake_model, gradient, psnr, read_rgb
+from tiny_networks import tiny_model, tiny_parser
 
 from bench.clips import load_photo, still_clip
 from codeformer import pipeline
@@ -82,22 +83,22 @@ def test_photo_with_several_faces(detector, monkeypatch, upscale, device_name):
     check_close(opencv, device)
 
 
-def test_with_the_parser(detector, models, monkeypatch):
-    """ParseNet masks (random weights) made and applied on the device (two faces, each its own mask: ParseNet costs
-    ~4.5 s a face on a 2-core CPU without AMX)."""
+def test_with_the_parser(detector, monkeypatch):
+    """Parser masks made and applied on the device, two faces with their own masks. The tiny parser (the full-size
+    ParseNet costs ~4.5 s a face here) gives noisy class maps: many mask edges for the erosion and blur."""
     settings = RestoreSettings(upscale=2.0, paste=PasteOptions(feather=0.5, visibility=0.8),
                                detect=DetectOptions(max_faces=2))
-    check_close(*both_paths(monkeypatch, [read_rgb("whole_02.png")], Networks(fake_model(), detector, models.parser),
+    check_close(*both_paths(monkeypatch, [read_rgb("whole_02.png")], Networks(fake_model(), detector, tiny_parser()),
                             settings))
 
 
-def test_small_image_with_background_enhance(detector, models, x4_model, monkeypatch, upscale=2.0):
+def test_small_image_with_background_enhance(detector, x4_model, monkeypatch, upscale=2.0):
     """whole_01 (248x189: working scale 2.7, enlarged on the device), background and every face upscaled by the
-    random Real-ESRGAN x4, parsed by the random ParseNet, the result fitted (area) to x2 (one scale: 25 s a run;
-    x1 takes the same fit)."""
+    random Real-ESRGAN x4, parsed by the tiny parser, the result fitted (area) to x2 (one scale; x1 takes the same
+    fit)."""
     settings = RestoreSettings(upscale=upscale, background_enhance=True, paste=PasteOptions(face_upsample="always"),
                                detect=DetectOptions(max_faces=2))
-    networks = Networks(fake_model(), detector, models.parser, x4_model)
+    networks = Networks(fake_model(), detector, tiny_parser(), x4_model)
     check_close(*both_paths(monkeypatch, [read_rgb("whole_01.jpg")], networks, settings))
 
 
@@ -107,10 +108,11 @@ def test_small_image_plain_canvas(detector, monkeypatch):
                             RestoreSettings(upscale=1.5)))
 
 
-def test_real_codeformer_on_one_face(detector, models, monkeypatch):
-    """The random-weight CodeFormer takes the device crops as they are (a tensor, no host round trip)."""
+def test_codeformer_on_one_face(detector, monkeypatch):
+    """CodeFormer (spandrel's forward, in the tiny network) takes the device crops as they are (a tensor, no host
+    round trip)."""
     settings = RestoreSettings(upscale=2.0, detect=DetectOptions(selection="largest"))
-    opencv, device = both_paths(monkeypatch, [read_rgb("whole_01.jpg")], Networks(models.codeformer, detector),
+    opencv, device = both_paths(monkeypatch, [read_rgb("whole_01.jpg")], Networks(tiny_model(), detector),
                                 settings)
     assert len(device.faces) == 1
     check_close(opencv, device)
@@ -140,9 +142,9 @@ def test_clip_with_temporal_processing(detector, monkeypatch, device_name):
     real_paste = pipeline.paste_on_device
     monkeypatch.setattr(pipeline, "paste_on_device", lambda *a, **k: pastes.append(1) or real_paste(*a, **k))
     runs = []
-    for switch, device_name in (("0", "cpu"), ("1", device_name)):
+    for switch, run_on in (("0", "cpu"), ("1", device_name)):
         monkeypatch.setenv(ENV_SWITCH, switch)
-        runs.append(list(restore_clip(iter(clip), networks, settings, temporal, device=device_name)))
+        runs.append(list(restore_clip(iter(clip), networks, settings, temporal, device=run_on)))
     assert len(pastes) == 3  # the device run: one paste per chunk of 3, 3, 1 frames
     opencv, device = (RestoreResult([f.image for f in run], Faces(tuple(face for f in run for face in f.faces.faces),
                                                                    tuple(f.image.image.shape[:2] for f in run)),
