@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import cli_args
+from tiny_networks import use_tiny_networks
 from weights import IMAGES
 
 from codeformer import cli
@@ -34,7 +35,8 @@ def test_aligned_mode(models_dir, tmp_path, capsys):
     assert out.shape == (512, 512, 3)
 
 
-def test_whole_image_mode(models_dir, tmp_path, capsys):
+def test_whole_image_mode(models_dir, tmp_path, capsys, monkeypatch):
+    use_tiny_networks(monkeypatch)  # the full-size networks run in test_aligned_mode and the Ray tests
     image = read_image(IMAGES / "whole_02.png")[100:400, 300:700]  # 400x300 crop with a face
     write_image(tmp_path / "small.png", image)
     code = main(["restore", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--upscale", "2",
@@ -63,6 +65,7 @@ def recording_restore(record: Callable[[np.ndarray, dict], None]) -> Callable[..
 
 
 def test_precision_and_batch_size_reach_the_pipeline(models_dir, tmp_path, monkeypatch):
+    use_tiny_networks(monkeypatch)  # four runs: loading the full-size files would cost seconds each
     seen = {}
     monkeypatch.setattr(run, "restore_images", recording_restore(lambda image, asked: seen.update(asked)))
     write_image(tmp_path / "flat.png", np.full((64, 80, 3), 128, np.uint8))
