@@ -1,8 +1,10 @@
 """Restore / upsample / paste nodes and the one-node restore (nodes.restore_nodes), after Face Detect.
 
-The full CodeFormer network runs on three faces in this file (CPU: ~5 s each): the modular graph, the one-node
-restore (same face, same settings) and one more fidelity. Elsewhere a tiny stand-in (``fake``) replaces it, and where
-a test is not about detection either, flat images skip the detector network (``fast_detect``): a flat image has no face.
+The graphs run the tiny CodeFormer and parser (``tiny_networks``: spandrel's CodeFormer forward over small blocks,
+ParseNet's contract), milliseconds a face where the full-size random-weight networks take ~12 s here: the subject is
+the nodes and the graphs, and the node loaders are tested on the full-size files in test_loaders. Elsewhere a stand-in
+(``fake``) replaces CodeFormer, and where a test is not about detection either, flat images skip the detector network
+(``fast_detect``): a flat image has no face.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 import spandrel
 import torch
 from helpers import DETECT, psnr
+from tiny_networks import tiny_model, tiny_parser
 
 FIDELITY = 1.0
 DETECT_BEST = {**DETECT, "max_faces": 1}  # the best face only
@@ -30,9 +33,8 @@ class _Stop(Exception):
 
 @pytest.fixture(scope="module")
 def models(nodes, lib, comfy_models):
-    (codeformer,) = nodes["CodeFormerModelLoader"]().load("codeformer.pth")
+    codeformer, parser = tiny_model(), tiny_parser()
     (detector,) = nodes["CodeFormerFaceDetectorLoader"]().load("retinaface_mobile0.25")
-    (parser,) = nodes["CodeFormerFaceParserLoader"]().load("parsing_parsenet.pth")
     # What core's Load Upscale Model returns: a spandrel ImageModelDescriptor from the global registry.
     sd = lib.models.load_state_dict(comfy_models / "upscale_models" / "RealESRGAN_x2plus.pth")
     upscaler = spandrel.ModelLoader().load_from_state_dict(sd).eval()
