@@ -23,11 +23,12 @@ from unittest import mock
 import cv2
 import numpy as np
 import pytest
+from helpers import cli_args, gradient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from tiny_networks import use_tiny_networks
 
-from helpers import cli_args, gradient
 from codeformer.cli import images, main, memory
 from codeformer.cli.errors import ImageReadError
 from codeformer.cli.images import read_input
@@ -323,7 +324,8 @@ def test_a_folder_of_hostile_files_gives_one_line_each_and_the_good_image(models
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(hostile_file(), min_size=1, max_size=12))
-def test_the_cli_on_folders_of_fuzzed_files(models_dir, tmp_path_factory, capfd, cases):
+def test_the_cli_on_folders_of_fuzzed_files(models_dir, tmp_path_factory, capfd, monkeypatch, cases):
+    use_tiny_networks(monkeypatch)  # each example is a CLI run: loading the full-size files costs seconds
     folder = tmp_path_factory.getbasetemp() / f"fuzz-{uuid.uuid4().hex}"
     out = folder.with_name(folder.name + "-out")
     folder.mkdir()
