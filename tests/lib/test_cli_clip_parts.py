@@ -77,6 +77,7 @@ def test_a_clip_restored_in_parts_and_joined_is_the_single_run_clip(models_dir, 
     units = plan_units(inputs, record, args, PART)
     assert [(u.first, u.stop, u.read_from, u.read_to) for u in units] == [
         (0, 8, 0, 18), (8, 16, 0, 26), (16, 24, 0, 34), (24, None, 8, None)]  # context: 16 frames before, 10 after
+    assert [u.frames for u in units] == [8, 8, 8, 10]  # the progress bar's steps: the part's own frames
     job = VideoJob.from_args(args, Models.load(args), torch.device("cpu"), inputs.files)
     failed: list[Path] = []
     for unit in reversed(units):  # workers finish in any order
