@@ -24,7 +24,8 @@ from codeformer.pipeline import PasteResult, RestoreResult
 from codeformer.types import Faces
 
 
-def test_aligned_mode(models_dir, tmp_path, capsys):
+def test_aligned_mode(models_dir, tmp_path, capsys, monkeypatch):
+    use_tiny_networks(monkeypatch)  # the full-size networks through --aligned: test_restorers (GFPGAN, RestoreFormer)
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(IMAGES / "aligned_0240.png", src / "face.png")
@@ -36,7 +37,7 @@ def test_aligned_mode(models_dir, tmp_path, capsys):
 
 
 def test_whole_image_mode(models_dir, tmp_path, capsys, monkeypatch):
-    use_tiny_networks(monkeypatch)  # the full-size networks run in test_aligned_mode and the Ray tests
+    use_tiny_networks(monkeypatch)  # the full-size networks through the CLI: the Ray tests' single run
     image = read_image(IMAGES / "whole_02.png")[100:400, 300:700]  # 400x300 crop with a face
     write_image(tmp_path / "small.png", image)
     code = main(["restore", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--upscale", "2",
