@@ -39,14 +39,29 @@ def cpu_has_amx() -> bool:
     """True on CPUs whose oneDNN runs bf16 convolutions on AMX: there they are about 5x faster than fp32. With
     AVX512-BF16 alone bf16 is no faster than fp32 in channels_last (Real-ESRGAN 10.97 s vs 9.78 s a tile; figures:
     bench/measured/cpu_precision_probe.json), so those CPUs are not counted."""
-    cap = next((os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)), "")
-    if cap and cap.upper() not in ("ALL", "DEFAULT") and "AMX" not in cap.upper():
+    return _cpu_has("AMX", "_is_amx_tile_supported")
+
+
+def cpu_has_bf16_instructions() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX. Elsewhere bf16 is emulated: 7-10x slower than fp32 on an AVX2 CPU
+    (bench/measured/cpu_precision_probe_amd_epyc_avx2.json)."""
+    return cpu_has_amx() or _cpu_has("BF16", "_is_avx512_bf16_supported")
+
+
+def _cpu_has(isa: str, probe: str) -> bool:
+    """Whether oneDNN may use the instructions ``isa`` names: the CPU has them (``torch.cpu.<probe>``) and no cap
+    on oneDNN's instruction set (``ISA_CAP_VARIABLES``) keeps them out."""
+    cap = next((os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)), "").upper()
+    if cap and cap not in ("ALL", "DEFAULT") and isa not in cap and "AMX" not in cap:
         return False
-    check = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
+    check = getattr(getattr(torch, "cpu", None), probe, None)
     try:
         return check is not None and torch.backends.mkldnn.is_available() and bool(check())
     except RuntimeError:  # a torch build without the probe
         return False
+
+
+_said_emulated = False  # the warning about bf16 without bf16 instructions, once a process
 
 
 # Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
@@ -70,6 +85,11 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return False
     if precision == "bf16":
+        global _said_emulated
+        if device.type == "cpu" and not _said_emulated and not cpu_has_bf16_instructions():
+            _said_emulated = True
+            log.warning("precision bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated "
+                        "and runs several times slower than fp32; precision auto picks the fastest here")
         return True
     if device.type not in auto_on:
         return False

@@ -63,6 +63,25 @@ def test_amx_counts_only_where_onednn_may_use_it(monkeypatch):
     assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
 
 
+def test_bf16_asked_on_a_cpu_without_bf16_instructions_is_run_and_said_once(monkeypatch, caplog):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for name in runtime.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "_said_emulated", False)
+    with caplog.at_level("WARNING", logger="codeformer.runtime"):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+        assert runtime.cpu_has_bf16_instructions() and runtime.use_bf16("cpu", "bf16")
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # capped below bf16: emulated
+        assert not runtime.cpu_has_bf16_instructions()
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+        assert not caplog.records
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # an AVX2 CPU
+        assert runtime.use_bf16("cpu", "bf16") and runtime.use_bf16("cpu", "bf16")  # asked for: run
+        assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
+    assert len(caplog.records) == 1 and "bf16 is emulated" in caplog.records[0].getMessage()
+
+
 def test_memory_format_is_channels_last_on_cpu_except_for_fp32():
     assert runtime.memory_format("cpu") == runtime.memory_format("cpu", "bf16") == torch.channels_last
     assert runtime.memory_format("cpu", "fp32") == torch.contiguous_format  # the official arithmetic
