@@ -6,6 +6,7 @@
 # $CF_WEIGHTS or /tmp/official-weights/seed0). Ours runs on those weights (bench/official_models.py).
 # ISA=AVX512_CORE_BF16 (or AVX512_CORE, AVX2): both run as on a CPU without AMX (oneDNN's ONEDNN_MAX_CPU_ISA cap, which
 # our runtime.cpu_has_amx reads too); the run 'as without native bf16' is then left out.
+# NO_FP32=1 leaves out our fp32 runs (the official arithmetic: the official code's speed), where time is short.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED:-$HERE/../shared}"
@@ -26,8 +27,8 @@ if [ -z "${ISA:-}" ]; then
   echo "## ours full auto, as without native bf16"; ours "${FULL[@]}" --no-native-bf16 \
     --json "$OUT/cpu_pipeline_full_auto_no_native_bf16.json"
 fi
-echo "## ours full fp32"; ours "${FULL[@]}" --precision fp32 --json "$OUT/cpu_pipeline_full_fp32.json"
+[ -n "${NO_FP32:-}" ] || { echo "## ours full fp32"; ours "${FULL[@]}" --precision fp32 --json "$OUT/cpu_pipeline_full_fp32.json"; }
 echo "## official plain"; official
 echo "## ours plain auto"; ours --json "$OUT/cpu_pipeline_plain_auto.json"
-echo "## ours plain fp32"; ours --precision fp32 --json "$OUT/cpu_pipeline_plain_fp32.json"
+[ -n "${NO_FP32:-}" ] || { echo "## ours plain fp32"; ours --precision fp32 --json "$OUT/cpu_pipeline_plain_fp32.json"; }
 echo "## done"
