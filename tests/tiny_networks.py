@@ -3,7 +3,8 @@ the node graphs, the CLI's clip parts), not their weights: milliseconds a face o
 random-weight CodeFormer takes ~7 s and ParseNet ~4.5 s (2-core CPU without AMX).
 
 - ``tiny_model``: spandrel's own ``CodeFormer.forward`` (inherited, unchanged) over small blocks of the same structure.
-- ``tiny_parser``: ParseNet's contract (``net(x)[0]``: 19 class logits a pixel) from one random convolution.
+- ``tiny_parser``: ParseNet's contract (``net(x)[0]``: 19 class logits a pixel): a random convolution over a
+  face-shaped prior.
 - ``use_tiny_networks``: in-process CLI runs load these instead of the files of ``--models-dir``.
 """
 
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import arch
 
 from codeformer import models
 from codeformer.types import CodeFormerModel, FaceParser
@@ -63,7 +65,7 @@ class TinyCodeFormer(CodeFormer):
 
 
 def tiny_model(seed: int = 0) -> CodeFormerModel:
-    descriptor = SimpleNamespace(model=TinyCodeFormer(seed).eval(), architecture=SimpleNamespace(id="CodeFormer"))
+    descriptor = SimpleNamespace(model=TinyCodeFormer(seed).eval(), architecture=arch("CodeFormer"))
     return CodeFormerModel(descriptor=descriptor, path=Path("tiny.pth"))
 
 
@@ -76,13 +78,14 @@ class TinyParser(torch.nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.conv = torch.nn.Conv2d(3, 19, 5, padding=2)
+        y, x = torch.meshgrid(torch.linspace(-1, 1, 512), torch.linspace(-1, 1, 512), indexing="ij")
+        inside = ((x / 0.7) ** 2 + (y / 0.85) ** 2 < 1).float()
+        prior = torch.zeros(19, 512, 512)  # ParseNet's input is always 512 px (parse_labels resizes the faces)
+        prior[0], prior[1] = 0.4 * (1 - inside), 0.4 * inside
+        self.register_buffer("prior", prior)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        y, x_ = torch.meshgrid(torch.linspace(-1, 1, x.shape[2]), torch.linspace(-1, 1, x.shape[3]), indexing="ij")
-        inside = ((x_ / 0.7) ** 2 + (y / 0.85) ** 2 < 1).to(x.dtype)
-        prior = torch.zeros(19, *x.shape[2:], dtype=x.dtype)
-        prior[0], prior[1] = 0.4 * (1 - inside), 0.4 * inside
-        return (self.conv(x) + prior.to(x.device),)
+        return (self.conv(x) + self.prior,)
 
 
 def tiny_parser(seed: int = 0) -> FaceParser:
