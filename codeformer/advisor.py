@@ -26,6 +26,7 @@ import torch
 
 from .errors import InputError
 from .faces import find_faces
+from .geometry import Box
 from .restore import Fidelity
 from .types import FACE_UPSAMPLE_ABOVE, Face, FaceDetector, Faces
 
@@ -104,7 +105,7 @@ def classify_shot(share: float, faces: int) -> str:
 
 
 def advise(
-    boxes: Sequence[tuple[float, float, float, float]],
+    boxes: Sequence[Box],
     image_size: tuple[int, int],
     source: str = "ai_generated",
     *,

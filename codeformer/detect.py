@@ -21,6 +21,7 @@ import torchvision
 from facexlib.detection.retinaface_utils import PriorBox, decode, decode_landm
 
 from .errors import InputError
+from .geometry import Box
 from .types import FaceDetector
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class FaceSelectionError(InputError):
 class Detection:
     """One RetinaFace detection in working-image pixels."""
 
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
     landmarks: np.ndarray = field(repr=False)  # (5, 2) float32
 
@@ -148,29 +149,46 @@ def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], s
     detector that floods boxes.
     """
     dets = list(detections)
+    return [dets[i] for i in choose_faces([d.box for d in dets], image_size, selection, max_faces)]
+
+
+def choose_faces(boxes: Sequence[Box], image_size: tuple[int, int], selection: str = "all", max_faces: int = 0, *,
+                 missing_ok: bool = False) -> list[int]:
+    """``select_faces`` on the faces' boxes, in rank order (the most confident first): the indices of those kept.
+
+    An index list naming a face that is not there raises ``FaceSelectionError``; with ``missing_ok`` (a video
+    frame, where a face may be out of the picture for a while) it keeps the faces that are there.
+    """
+    ranks = list(range(len(boxes)))
     sel = selection.strip().lower()
-    if dets and sel == "largest":
-        dets = [max(dets, key=lambda d: _clipped_area(d.box, image_size))]
-    elif dets and sel == "center":
+    if ranks and sel == "largest":
+        ranks = [max(ranks, key=lambda i: _clipped_area(boxes[i], image_size))]
+    elif ranks and sel == "center":
         h, w = image_size
         centre = np.array([w / 2, h / 2])
-        dets = [min(dets, key=lambda d: np.linalg.norm(_centre(d.box) - centre))]
-    elif sel not in ("all", "largest", "center"):
+        ranks = [min(ranks, key=lambda i: float(np.linalg.norm(_centre(boxes[i]) - centre)))]
+    elif sel not in SELECTIONS:
         indices = parse_indices(selection)
-        bad = [i for i in indices if i >= len(dets)]
-        if bad:
+        bad = [i for i in indices if i >= len(boxes)]
+        if bad and not missing_ok:
             raise FaceSelectionError(
-                f"face selection '{selection}' asks for face index {bad[0]}, but only {len(dets)} face(s) were found "
-                f"(indices start at 0); use 'all' or indices below {len(dets)}"
+                f"face selection '{selection}' asks for face index {bad[0]}, but only {len(boxes)} face(s) were found "
+                f"(indices start at 0); use 'all' or indices below {len(boxes)}"
             )
-        dets = [dets[i] for i in indices]
+        ranks = [i for i in indices if i < len(boxes)]
     if max_faces > 0:
-        dets = dets[:max_faces]
-    elif len(dets) > FACE_LIMIT:
+        ranks = ranks[:max_faces]
+    elif len(ranks) > FACE_LIMIT:
         log.warning("%d faces found in one image; keeping the %d most confident (a broken detector file? "
-                    "set max_faces to choose another limit)", len(dets), FACE_LIMIT)
-        dets = dets[:FACE_LIMIT]
-    return dets
+                    "set max_faces to choose another limit)", len(ranks), FACE_LIMIT)
+        ranks = ranks[:FACE_LIMIT]
+    return ranks
+
+
+def check_selection(selection: str) -> None:
+    """Raise ``FaceSelectionError`` unless ``selection`` is a selection keyword or a well-formed index list."""
+    if selection.strip().lower() not in SELECTIONS:
+        parse_indices(selection)
 
 
 def parse_indices(selection: str) -> list[int]:
@@ -187,11 +205,11 @@ def parse_indices(selection: str) -> list[int]:
     return indices
 
 
-def _centre(box: tuple[float, float, float, float]) -> np.ndarray:
+def _centre(box: Box) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
-def _clipped_area(box: tuple[float, float, float, float], image_size: tuple[int, int]) -> float:
+def _clipped_area(box: Box, image_size: tuple[int, int]) -> float:
     h, w = image_size
     left, right = np.clip([box[0], box[2]], 0, w)
     top, bottom = np.clip([box[1], box[3]], 0, h)

@@ -12,6 +12,7 @@ import torch
 
 from .align import estimate_affine, invert_affine, warp_face
 from .detect import CONFIDENCE, MIN_EYE_DISTANCE, NMS_THRESHOLD, Detection, detect_faces, select_faces
+from .geometry import Box
 from .image import is_gray, to_working
 from .types import FACE_SIZE, Face, FaceDetector, Faces, Interrupt
 
@@ -22,7 +23,7 @@ class Located(Protocol):
     """Where a face is in the working image: a detection, or a tracked face with smoothed landmarks."""
 
     @property
-    def box(self) -> tuple[float, float, float, float]: ...
+    def box(self) -> Box: ...
     @property
     def score(self) -> float: ...
     @property

@@ -11,6 +11,8 @@ from __future__ import annotations
 WORKING_SHORT_SIDE = 512
 MAX_WORKING_SIDE = 4096
 
+Box = tuple[float, float, float, float]  # a face's box: left, top, right, bottom, in pixels
+
 
 def working_scale(source_size: tuple[int, int]) -> float:
     """Factor by which a source image is enlarged before detection (>= 1.0).
@@ -56,4 +58,5 @@ def canvas_size(source_size: tuple[int, int], output_size: tuple[int, int]) -> t
     return target_size(working_size(source_size), output_size[1] / source_size[1])
 
 
-__all__ = ["MAX_WORKING_SIDE", "WORKING_SHORT_SIDE", "canvas_size", "target_size", "working_scale", "working_size"]
+__all__ = ["MAX_WORKING_SIDE", "WORKING_SHORT_SIDE", "Box", "canvas_size", "target_size", "working_scale",
+           "working_size"]

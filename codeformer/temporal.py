@@ -27,14 +27,15 @@ import torch
 
 from .canvas import PasteResult
 from .codes import check_window, restore_blended_chunks
-from .detect import Detection
+from .detect import Detection, check_selection, choose_faces
 from .device_path import DeviceFrames, align_on_device, detect_on_device, to_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
+from .geometry import working_size
 from .image import to_working
 from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, paste_restored, restore_images
-from .tracking import FaceTracker, TrackOptions
+from .tracking import FaceTracker, TrackedFace, TrackOptions
 from .types import Face, FaceDetector, Faces, Interrupt
 from .upsample import AUTO_TILE
 
@@ -72,7 +73,7 @@ class _Detected:
     index: int
     source: np.ndarray = field(repr=False)
     working: np.ndarray | None = field(repr=False)  # the host working image (None on the device path)
-    chosen: list[Detection]
+    found: list[Detection]  # every face (the selection is made per track, once tracked)
     on_device: DeviceFrames | None = field(default=None, repr=False)
 
     def host_working(self) -> np.ndarray:
@@ -101,15 +102,20 @@ def track_frames(
     check_interrupt: Interrupt | None = None,
     detect_frames: int = 8,
 ) -> Iterator[AlignedFrame]:
-    """Detect -> track -> fill -> smooth (relative to the camera's motion) -> align, frame by frame: each frame once
-    its look-ahead is detected. On the device path (``device_path.use_device_path``) ``detect_frames`` frames at a
-    time go to the device in one copy and are detected together; they stay there for the paste."""
+    """Detect -> track -> fill -> smooth (relative to the camera's motion) -> select -> align, frame by frame: each
+    frame once its look-ahead is detected. On the device path (``device_path.use_device_path``) ``detect_frames``
+    frames at a time go to the device in one copy and are detected together; they stay there for the paste.
+
+    Every face is tracked; ``options``' selection and ``max_faces`` then choose among the tracked faces of each
+    frame (``select_tracked``)."""
+    check_selection(options.selection)  # a malformed selection fails before the first frame
     tracker = FaceTracker(tracking)
     camera = MotionEstimator() if tracking.landmark_sigma > 0 else None  # only smoothing needs the camera's motion
     waiting: deque[_Detected] = deque()  # not yet final
 
-    def aligned(tracked: list) -> AlignedFrame:
+    def aligned(every: list[TrackedFace]) -> AlignedFrame:
         frame = waiting.popleft()
+        tracked = select_tracked(every, working_size(frame.source.shape[:2]), options)
         tracks = [t.track for t in tracked]
         if frame.on_device is None:
             found = align_faces(frame.source, frame.host_working(), frame.index, tracked, tracks)
@@ -118,13 +124,32 @@ def track_frames(
         return AlignedFrame(frame.index, frame.source, found, frame.on_device)
 
     detect = _detect_on_device if use_device_path(device) else _detect_each
-    for frame in detect(detector, frames, options, device, check_interrupt, detect_frames):
+    every_face = replace(options, selection="all", max_faces=0)
+    for frame in detect(detector, frames, every_face, device, check_interrupt, detect_frames):
         waiting.append(frame)
         motion = None if camera is None else camera.step(frame.host_working())
-        for tracked in tracker.push(frame.chosen, motion):
+        for tracked in tracker.push(frame.found, motion):
             yield aligned(tracked)
     for tracked in tracker.finish():
         yield aligned(tracked)
+
+
+def select_tracked(faces: Sequence[TrackedFace], image_size: tuple[int, int],
+                   options: DetectOptions) -> list[TrackedFace]:
+    """The tracked faces of one frame that ``options``' selection and ``max_faces`` keep, in the tracker's order
+    (the paste order).
+
+    As for a still image (``detect.select_faces``), but ranked by each track's mean score and compared by its mean
+    box over the smoothing window (``TrackedFace.window_score``, ``window_box``): two faces of about the same size
+    are then not chosen in turn from frame to frame by the detector's jitter, and the choice depends only on frames
+    within the look-ahead (a part of a clip still restores as in the whole run). Indices count the frame's faces by
+    that mean score; a frame with fewer faces keeps those it has.
+    """
+    ranked = sorted(faces, key=lambda face: -face.window_score)  # stable: ties keep the tracker's order
+    kept = choose_faces([face.window_box for face in ranked], image_size, options.selection, options.max_faces,
+                        missing_ok=True)
+    tracks = {ranked[i].track for i in kept}
+    return [face for face in faces if face.track in tracks]
 
 
 def _detect_each(detector: FaceDetector, frames: Iterable[np.ndarray], options: DetectOptions,
@@ -133,8 +158,8 @@ def _detect_each(detector: FaceDetector, frames: Iterable[np.ndarray], options: 
     for index, source in enumerate(frames):
         if check_interrupt is not None:
             check_interrupt()
-        working, chosen = detect_image(detector, source, options, device=device)
-        yield _Detected(index, source, working, chosen)
+        working, found = detect_image(detector, source, options, device=device)
+        yield _Detected(index, source, working, found)
 
 
 def _detect_on_device(detector: FaceDetector, frames: Iterable[np.ndarray], options: DetectOptions,
@@ -149,9 +174,9 @@ def _detect_on_device(detector: FaceDetector, frames: Iterable[np.ndarray], opti
         for _, run in groupby(sources, key=lambda image: image.shape):
             same = list(run)
             on_device = to_device(same, torch.device(device))
-            working, chosen = detect_on_device(detector, on_device, options, check_interrupt=check_interrupt)
+            working, per_frame = detect_on_device(detector, on_device, options, check_interrupt=check_interrupt)
             frames_on = DeviceFrames(on_device, working)
-            for offset, (source, found) in enumerate(zip(same, chosen, strict=True)):
+            for offset, (source, found) in enumerate(zip(same, per_frame, strict=True)):
                 yield _Detected(start + offset, source, None, found, frames_on[offset])
             start += len(same)
 
@@ -273,4 +298,4 @@ def _clip_frames(indices: list[int], images: list[PasteResult], faces: Faces, cr
 
 
 __all__ = ["AlignedFrame", "ClipFrame", "TemporalOptions", "clip_context", "find_clip_faces", "restore_clip",
-           "track_frames"]
+           "select_tracked", "track_frames"]

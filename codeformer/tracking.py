@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from .geometry import Box
 from .motion import IDENTITY, apply, compose
 
 if TYPE_CHECKING:
     from .detect import Detection
-
-Box = tuple[float, float, float, float]
 
 # Smoothing is a Gaussian-weighted local linear fit rather than a plain Gaussian mean: inside a full window the two
 # are the same filter, but the fit has no lag at a track's first and last frames or next to a gap, where a
@@ -66,6 +65,11 @@ class TrackedFace:
     score: float  # the detection's score; 0.0 for a filled face
     landmarks: np.ndarray = field(repr=False)  # (5, 2) float32, smoothed (raw when smoothing is off)
     detected: bool  # False where the face was filled by interpolation
+    # The track's mean box and mean score over the smoothing window around this frame (filled faces count with
+    # score 0; without smoothing this frame's own): what a clip's face selection ranks by, so that two faces of
+    # about the same size or score are not chosen in turn from frame to frame.
+    window_box: Box
+    window_score: float
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,10 @@ class FaceTracker:
             sample = track.samples.get(frame)
             if sample is None:
                 continue
+            window = [track.samples[f] for f in self._window(track, frame)]
+            x0, y0, x1, y1 = np.mean([near.box for near in window], axis=0).tolist()
             face = TrackedFace(frame, track.number, sample.box, sample.score, self._smoothed(track, frame, sample),
-                               sample.order >= 0)
+                               sample.order >= 0, (x0, y0, x1, y1), float(np.mean([near.score for near in window])))
             if face.detected:
                 detected.append((sample.order, face))
             else:
@@ -203,11 +209,15 @@ class FaceTracker:
     def _smoothed(self, track: _Track, frame: int, sample: _Sample) -> np.ndarray:
         if self._radius == 0:
             return sample.landmarks
-        frames = [f for f in range(frame - self._radius, frame + self._radius + 1) if f in track.samples]
+        frames = self._window(track, frame)
         weights = fit_weights(np.asarray(frames, dtype=np.float64) - frame, self.options.landmark_sigma)
         points = np.stack([apply(self._between(f, frame), track.samples[f].landmarks.astype(np.float64))
                            for f in frames])
         return guard(np.tensordot(weights, points, axes=1), sample.landmarks).astype(np.float32)
+
+    def _window(self, track: _Track, frame: int) -> list[int]:
+        """The frames of ``track`` within the smoothing radius of ``frame`` (``frame`` itself included)."""
+        return [f for f in range(frame - self._radius, frame + self._radius + 1) if f in track.samples]
 
     def _between(self, start: int, end: int) -> np.ndarray:
         """The camera motion taking frame ``start``'s pixels to frame ``end``'s (the identity without motions)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .geometry import working_scale, working_size
+from .geometry import Box, working_scale, working_size
 
 FACE_SIZE = 512
 # face_upsample "auto": a face is upscaled before its paste only when pasted larger than this. A face pasted at most
@@ -69,7 +69,7 @@ class Face:
     """
 
     source_index: int
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
     landmarks: np.ndarray = field(repr=False)  # (5, 2) float: left eye, right eye, nose, mouth left, mouth right
     affine: np.ndarray = field(repr=False)  # (2, 3) working image -> 512 crop
@@ -79,7 +79,7 @@ class Face:
     track: int | None = None  # the face's track across consecutive frames (temporal processing), else None
 
     @property
-    def source_box(self) -> tuple[float, float, float, float]:
+    def source_box(self) -> Box:
         """``box`` in source-image pixels (x0, y0, x1, y1)."""
         f = self.working_scale
         x0, y0, x1, y1 = self.box

@@ -19,10 +19,13 @@ DETECTION_INPUTS = {
     "selection": ("STRING", {
         "default": "all", "multiline": False,
         "tooltip": "Which faces to keep per image: all, largest, center, or face indices such as 0,2 "
-                   "(indices follow detection order, highest score first)."}),
+                   "(indices follow detection order, highest score first). With video_frames on, faces are chosen "
+                   "per track by their size, place and score over about 11 frames, so the choice does not switch "
+                   "between two similar faces; a frame without an asked index keeps the faces it has."}),
     "max_faces": ("INT", {
         "default": 0, "min": 0, "max": 1024,
-        "tooltip": "Keep at most this many faces per image after the selection (0 = no limit)."}),
+        "tooltip": "Keep at most this many faces per image after the selection (0 = no limit). With video_frames "
+                   "on, the tracks with the best score over about 11 frames."}),
 }
 
 VIDEO_FRAMES_INPUT = ("BOOLEAN", {

@@ -66,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"rules for this source ({' or '.join(SOURCES)}; as `advise`); not with -w, -s, "
                         "--background-enhance, --face-upsample(-mode) or --aligned")
     r.add_argument("--detector", choices=sorted(DETECTORS), default="retinaface_resnet50")
-    r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
-    r.add_argument("--max-faces", type=_at_least(0), default=0, help="keep at most N faces per image (0 = all)")
+    r.add_argument("--only-center-face", action="store_true",
+                   help="restore only the face nearest the centre (in a video: the track nearest over ~11 frames)")
+    r.add_argument("--max-faces", type=_at_least(0), default=0,
+                   help="keep at most N faces per image (0 = all; in a video: the N best-scored tracks)")
     r.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=None,
                    help="videos: follow faces across frames and smooth them over time (default; with "
                         "--best-settings as advised); --no-temporal: restore each frame as a still image")

@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 import pytest
 from helpers import fake_model, gradient, read_rgb
+from test_tracking import in_turn
 from tiny_networks import tiny_model
 
 from codeformer import temporal
+from codeformer.detect import FaceSelectionError
 from codeformer.image import to_working
 from codeformer.pipeline import DetectOptions, Networks, RestoreSettings, restore_images
 from codeformer.temporal import TemporalOptions, find_clip_faces, restore_clip, track_frames
@@ -123,3 +125,27 @@ def test_restore_stream_holds_a_bounded_number_of_frames(detector, models, no_fa
     bound = FaceTracker(temporal.tracking).lookahead + chunks * temporal.frames_per_chunk + temporal.code_window
     assert max(ahead) <= bound  # does not grow with the clip
     assert max(ahead[20:]) == max(ahead[:20])
+
+
+def test_a_clip_detects_every_face_and_chooses_among_the_tracks(monkeypatch):
+    """The selection is made per track once every face is tracked (``select_tracked``): the detector is asked for
+    every face, and of two faces that a per-frame ``largest`` takes in turn, the clip keeps one track."""
+    clip = in_turn(12, "largest")
+    asked: list[tuple[str, int]] = []
+
+    def detect(detector, source, options, device):
+        asked.append((options.selection, options.max_faces))
+        return to_working(source), clip[len(asked) - 1]
+
+    monkeypatch.setattr(temporal, "detect_image", detect)
+    frames = [gradient(480, 640)] * len(clip)
+    aligned = list(track_frames(None, frames, DetectOptions(selection="largest", max_faces=2), TrackOptions()))
+    assert set(asked) == {("all", 0)}
+    assert [[face.track for face in frame.found.faces.faces] for frame in aligned] == [[0]] * len(clip)
+
+
+def test_a_malformed_selection_fails_before_the_first_frame_is_read():
+    stream = Counted()
+    with pytest.raises(FaceSelectionError, match="biggest"):
+        next(track_frames(None, iter(stream), DetectOptions(selection="biggest"), TrackOptions()))
+    assert stream.taken == 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codeformer.detect import Detection
-from codeformer.temporal import TemporalOptions, clip_context
+from codeformer.detect import Detection, FaceSelectionError, select_faces
+from codeformer.faces import DetectOptions
+from codeformer.temporal import TemporalOptions, clip_context, select_tracked
 from codeformer.tracking import GUARD_FRACTION, FaceTracker, TrackedFace, TrackOptions, track_faces
 
 # Landmarks of a face in box sizes around its centre: eyes, nose, mouth corners.
@@ -248,6 +249,58 @@ def test_a_part_tracked_with_its_context_equals_the_whole_clip(options: TrackOpt
             assert len(a) == len(b)
             for x, y in zip(a, b, strict=True):
                 assert (x.frame, x.box, x.score, x.detected) == (y.frame + start, y.box, y.score, y.detected)
+                assert (x.window_box, x.window_score) == (y.window_box, y.window_score)  # what selection ranks by
                 np.testing.assert_array_equal(x.landmarks, y.landmarks)
                 assert numbers.setdefault(y.track, x.track) == x.track
         assert len(set(numbers.values())) == len(numbers)
+
+
+SIZE = (480, 640)  # the frames' working size: (height, width)
+
+
+def in_turn(n: int, kind: str) -> list[list[Detection]]:
+    """Two still faces, left and right, that a per-frame choice takes in turn: a wobble of their size (``largest``),
+    distance to the centre (``center``) or score (``max_faces``) lets the left one win on even frames and the right
+    one on odd frames; on average over a few frames the left one wins."""
+    frames = []
+    for t in range(n):
+        w = 3.0 if t % 2 == 0 else -3.0
+        left = face(320 - (119 - w) if kind == "center" else 200, 240, 101 + w if kind == "largest" else 100,
+                    score=0.91 + w / 100 if kind == "max_faces" else 0.99)
+        right = face(320 + (121 + w) if kind == "center" else 440, 240, 99 - w if kind == "largest" else 100,
+                     score=0.89 - w / 100 if kind == "max_faces" else 0.99)
+        frames.append(sorted([left, right], key=lambda d: -d.score))  # the detector's order: best score first
+    return frames
+
+
+@pytest.mark.parametrize(("kind", "options"), [("largest", DetectOptions(selection="largest")),
+                                               ("center", DetectOptions(selection="center")),
+                                               ("max_faces", DetectOptions(max_faces=1))])
+def test_a_clip_keeps_choosing_the_same_face_where_a_per_frame_choice_flips(kind: str, options: DetectOptions) -> None:
+    clip = in_turn(30, kind)
+    per_frame = [select_faces(dets, SIZE, options.selection, options.max_faces)[0].box[0] < 320 for dets in clip]
+    assert all(per_frame[0::2]) and not any(per_frame[1::2])  # the still-image choice flips every frame
+    chosen = [select_tracked(faces, SIZE, options) for faces in track_faces(clip, TrackOptions())]
+    assert all(len(faces) == 1 for faces in chosen)
+    assert {faces[0].track for faces in chosen} == {0} and all(faces[0].box[0] < 320 for faces in chosen)
+
+
+def test_without_smoothing_a_clip_chooses_as_a_still_image_does() -> None:
+    clip = in_turn(6, "largest")
+    for dets, faces in zip(clip, track_faces(clip, OFF), strict=True):
+        assert [f.box for f in select_tracked(faces, SIZE, DetectOptions(selection="largest"))] == \
+            [d.box for d in select_faces(dets, SIZE, "largest")]
+
+
+def test_indices_past_a_frames_faces_keep_the_faces_it_has() -> None:
+    """A still image asking for a face it does not have is an error; a clip's frame keeps what it has (one face left
+    the picture), and indices rank the faces by their mean score over the window."""
+    clip = [[face(200, 240, score=0.95), face(440, 240, score=0.9)] for _ in range(10)]
+    clip += [[face(200, 240, score=0.95)] for _ in range(10)]  # the second face has left
+    with pytest.raises(FaceSelectionError):
+        select_faces(clip[-1], SIZE, "1")
+    chosen = [select_tracked(faces, SIZE, DetectOptions(selection="1, 0")) for faces in track_faces(clip, OFF)]
+    assert [len(faces) for faces in chosen] == [2] * 10 + [1] * 10
+    assert all(faces[0].track == 0 for faces in chosen[10:])
+    second = [select_tracked(faces, SIZE, DetectOptions(selection="1")) for faces in track_faces(clip, OFF)]
+    assert [[f.track for f in faces] for faces in second] == [[1]] * 10 + [[]] * 10
