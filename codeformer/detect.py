@@ -149,33 +149,34 @@ def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], s
     detector that floods boxes.
     """
     dets = list(detections)
-    return [dets[i] for i in choose_faces([d.box for d in dets], image_size, selection, max_faces)]
+    areas = [visible_area(d.box, image_size) for d in dets]
+    distances = [centre_distance(d.box, image_size) for d in dets]
+    return [dets[i] for i in choose_faces(areas, distances, selection, max_faces)]
 
 
-def choose_faces(boxes: Sequence[Box], image_size: tuple[int, int], selection: str = "all", max_faces: int = 0, *,
+def choose_faces(areas: Sequence[float], distances: Sequence[float], selection: str = "all", max_faces: int = 0, *,
                  missing_ok: bool = False) -> list[int]:
-    """``select_faces`` on the faces' boxes, in rank order (the most confident first): the indices of those kept.
+    """``select_faces`` on the faces' visible areas and distances to the image's centre, given in rank order (the
+    most confident first): the indices of the faces kept.
 
     An index list naming a face that is not there raises ``FaceSelectionError``; with ``missing_ok`` (a video
     frame, where a face may be out of the picture for a while) it keeps the faces that are there.
     """
-    ranks = list(range(len(boxes)))
+    ranks = list(range(len(areas)))
     sel = selection.strip().lower()
     if ranks and sel == "largest":
-        ranks = [max(ranks, key=lambda i: _clipped_area(boxes[i], image_size))]
+        ranks = [max(ranks, key=lambda i: areas[i])]
     elif ranks and sel == "center":
-        h, w = image_size
-        centre = np.array([w / 2, h / 2])
-        ranks = [min(ranks, key=lambda i: float(np.linalg.norm(_centre(boxes[i]) - centre)))]
+        ranks = [min(ranks, key=lambda i: distances[i])]
     elif sel not in SELECTIONS:
         indices = parse_indices(selection)
-        bad = [i for i in indices if i >= len(boxes)]
+        bad = [i for i in indices if i >= len(areas)]
         if bad and not missing_ok:
             raise FaceSelectionError(
-                f"face selection '{selection}' asks for face index {bad[0]}, but only {len(boxes)} face(s) were found "
-                f"(indices start at 0); use 'all' or indices below {len(boxes)}"
+                f"face selection '{selection}' asks for face index {bad[0]}, but only {len(areas)} face(s) were found "
+                f"(indices start at 0); use 'all' or indices below {len(areas)}"
             )
-        ranks = [i for i in indices if i < len(boxes)]
+        ranks = [i for i in indices if i < len(areas)]
     if max_faces > 0:
         ranks = ranks[:max_faces]
     elif len(ranks) > FACE_LIMIT:
@@ -205,11 +206,14 @@ def parse_indices(selection: str) -> list[int]:
     return indices
 
 
-def _centre(box: Box) -> np.ndarray:
-    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+def centre_distance(box: Box, image_size: tuple[int, int]) -> float:
+    """Distance of the box's centre from the image's centre (``selection='center'``), in pixels."""
+    h, w = image_size
+    return float(np.hypot((box[0] + box[2]) / 2 - w / 2, (box[1] + box[3]) / 2 - h / 2))
 
 
-def _clipped_area(box: Box, image_size: tuple[int, int]) -> float:
+def visible_area(box: Box, image_size: tuple[int, int]) -> float:
+    """Area of the part of the box inside the image (``selection='largest'``), in square pixels."""
     h, w = image_size
     left, right = np.clip([box[0], box[2]], 0, w)
     top, bottom = np.clip([box[1], box[3]], 0, h)

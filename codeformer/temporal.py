@@ -27,7 +27,7 @@ import torch
 
 from .canvas import PasteResult
 from .codes import check_window, restore_blended_chunks
-from .detect import Detection, check_selection, choose_faces
+from .detect import Detection, centre_distance, check_selection, choose_faces, visible_area
 from .device_path import DeviceFrames, align_on_device, detect_on_device, to_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
@@ -139,15 +139,16 @@ def select_tracked(faces: Sequence[TrackedFace], image_size: tuple[int, int],
     """The tracked faces of one frame that ``options``' selection and ``max_faces`` keep, in the tracker's order
     (the paste order).
 
-    As for a still image (``detect.select_faces``), but ranked by each track's mean score and compared by its mean
-    box over the smoothing window (``TrackedFace.window_score``, ``window_box``): two faces of about the same size
-    are then not chosen in turn from frame to frame by the detector's jitter, and the choice depends only on frames
-    within the look-ahead (a part of a clip still restores as in the whole run). Indices count the frame's faces by
-    that mean score; a frame with fewer faces keeps those it has.
+    As for a still image (``detect.select_faces``), but by each track's means over the smoothing window: its score
+    (the rank), its visible area (``largest``) and its distance to the centre (``center``). Two faces of about the
+    same size or score are then not chosen in turn from frame to frame by the detector's jitter, and the choice
+    depends only on frames within the look-ahead (a part of a clip still restores as in the whole run). Indices
+    count the frame's faces by that mean score; a frame with fewer faces keeps those it has.
     """
     ranked = sorted(faces, key=lambda face: -face.window_score)  # stable: ties keep the tracker's order
-    kept = choose_faces([face.window_box for face in ranked], image_size, options.selection, options.max_faces,
-                        missing_ok=True)
+    areas = [float(np.mean([visible_area(box, image_size) for box in face.window_boxes])) for face in ranked]
+    distances = [float(np.mean([centre_distance(box, image_size) for box in face.window_boxes])) for face in ranked]
+    kept = choose_faces(areas, distances, options.selection, options.max_faces, missing_ok=True)
     tracks = {ranked[i].track for i in kept}
     return [face for face in faces if face.track in tracks]
 

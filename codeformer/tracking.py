@@ -65,10 +65,10 @@ class TrackedFace:
     score: float  # the detection's score; 0.0 for a filled face
     landmarks: np.ndarray = field(repr=False)  # (5, 2) float32, smoothed (raw when smoothing is off)
     detected: bool  # False where the face was filled by interpolation
-    # The track's mean box and mean score over the smoothing window around this frame (filled faces count with
-    # score 0; without smoothing this frame's own): what a clip's face selection ranks by, so that two faces of
-    # about the same size or score are not chosen in turn from frame to frame.
-    window_box: Box
+    # The track's boxes and mean score over the smoothing window around this frame (filled faces count with score
+    # 0; without smoothing this frame's own): what a clip's face selection ranks by, so that two faces of about the
+    # same size or score are not chosen in turn from frame to frame.
+    window_boxes: tuple[Box, ...]
     window_score: float
 
 
@@ -193,9 +193,9 @@ class FaceTracker:
             if sample is None:
                 continue
             window = [track.samples[f] for f in self._window(track, frame)]
-            x0, y0, x1, y1 = np.mean([near.box for near in window], axis=0).tolist()
             face = TrackedFace(frame, track.number, sample.box, sample.score, self._smoothed(track, frame, sample),
-                               sample.order >= 0, (x0, y0, x1, y1), float(np.mean([near.score for near in window])))
+                               sample.order >= 0, tuple(near.box for near in window),
+                               float(np.mean([near.score for near in window])))
             if face.detected:
                 detected.append((sample.order, face))
             else:

@@ -249,7 +249,7 @@ def test_a_part_tracked_with_its_context_equals_the_whole_clip(options: TrackOpt
             assert len(a) == len(b)
             for x, y in zip(a, b, strict=True):
                 assert (x.frame, x.box, x.score, x.detected) == (y.frame + start, y.box, y.score, y.detected)
-                assert (x.window_box, x.window_score) == (y.window_box, y.window_score)  # what selection ranks by
+                assert (x.window_boxes, x.window_score) == (y.window_boxes, y.window_score)  # what selection ranks by
                 np.testing.assert_array_equal(x.landmarks, y.landmarks)
                 assert numbers.setdefault(y.track, x.track) == x.track
         assert len(set(numbers.values())) == len(numbers)
