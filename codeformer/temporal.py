@@ -27,7 +27,7 @@ import torch
 
 from .canvas import PasteResult
 from .codes import check_window, restore_blended_chunks
-from .detect import Detection, centre_distance, check_selection, choose_faces, visible_area
+from .detect import FACE_LIMIT, Detection, centre_distance, check_selection, choose_faces, visible_area
 from .device_path import DeviceFrames, align_on_device, detect_on_device, to_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
@@ -124,7 +124,8 @@ def track_frames(
         return AlignedFrame(frame.index, frame.source, found, frame.on_device)
 
     detect = _detect_on_device if use_device_path(device) else _detect_each
-    every_face = replace(options, selection="all", max_faces=0)
+    # Every face up to the limit (the selection's own when larger): which ones are kept is decided per track.
+    every_face = replace(options, selection="all", max_faces=max(options.max_faces, FACE_LIMIT))
     for frame in detect(detector, frames, every_face, device, check_interrupt, detect_frames):
         waiting.append(frame)
         motion = None if camera is None else camera.step(frame.host_working())

@@ -17,7 +17,7 @@ from test_tracking import in_turn
 from tiny_networks import tiny_model
 
 from codeformer import temporal
-from codeformer.detect import FaceSelectionError
+from codeformer.detect import FACE_LIMIT, FaceSelectionError
 from codeformer.image import to_working
 from codeformer.pipeline import DetectOptions, Networks, RestoreSettings, restore_images
 from codeformer.temporal import TemporalOptions, find_clip_faces, restore_clip, track_frames
@@ -140,7 +140,7 @@ def test_a_clip_detects_every_face_and_chooses_among_the_tracks(monkeypatch):
     monkeypatch.setattr(temporal, "detect_image", detect)
     frames = [gradient(480, 640)] * len(clip)
     aligned = list(track_frames(None, frames, DetectOptions(selection="largest", max_faces=2), TrackOptions()))
-    assert set(asked) == {("all", 0)}
+    assert set(asked) == {("all", FACE_LIMIT)}
     assert [[face.track for face in frame.found.faces.faces] for frame in aligned] == [[0]] * len(clip)
 
 
