@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -149,34 +149,34 @@ def select_faces(detections: Sequence[Detection], image_size: tuple[int, int], s
     detector that floods boxes.
     """
     dets = list(detections)
-    areas = [visible_area(d.box, image_size) for d in dets]
-    distances = [centre_distance(d.box, image_size) for d in dets]
-    return [dets[i] for i in choose_faces(areas, distances, selection, max_faces)]
+    kept = choose_faces(len(dets), selection, max_faces, area=lambda i: visible_area(dets[i].box, image_size),
+                        distance=lambda i: centre_distance(dets[i].box, image_size))
+    return [dets[i] for i in kept]
 
 
-def choose_faces(areas: Sequence[float], distances: Sequence[float], selection: str = "all", max_faces: int = 0, *,
-                 missing_ok: bool = False) -> list[int]:
-    """``select_faces`` on the faces' visible areas and distances to the image's centre, given in rank order (the
-    most confident first): the indices of the faces kept.
+def choose_faces(count: int, selection: str = "all", max_faces: int = 0, *, area: Callable[[int], float],
+                 distance: Callable[[int], float], missing_ok: bool = False) -> list[int]:
+    """``select_faces`` on ``count`` faces in rank order (the most confident first), given by their visible area
+    and distance to the image's centre (asked for only by ``largest`` and ``center``): the indices of those kept.
 
     An index list naming a face that is not there raises ``FaceSelectionError``; with ``missing_ok`` (a video
     frame, where a face may be out of the picture for a while) it keeps the faces that are there.
     """
-    ranks = list(range(len(areas)))
+    ranks = list(range(count))
     sel = selection.strip().lower()
     if ranks and sel == "largest":
-        ranks = [max(ranks, key=lambda i: areas[i])]
+        ranks = [max(ranks, key=area)]
     elif ranks and sel == "center":
-        ranks = [min(ranks, key=lambda i: distances[i])]
+        ranks = [min(ranks, key=distance)]
     elif sel not in SELECTIONS:
         indices = parse_indices(selection)
-        bad = [i for i in indices if i >= len(areas)]
+        bad = [i for i in indices if i >= count]
         if bad and not missing_ok:
             raise FaceSelectionError(
-                f"face selection '{selection}' asks for face index {bad[0]}, but only {len(areas)} face(s) were found "
-                f"(indices start at 0); use 'all' or indices below {len(areas)}"
+                f"face selection '{selection}' asks for face index {bad[0]}, but only {count} face(s) were found "
+                f"(indices start at 0); use 'all' or indices below {count}"
             )
-        ranks = [i for i in indices if i < len(areas)]
+        ranks = [i for i in indices if i < count]
     if max_faces > 0:
         ranks = ranks[:max_faces]
     elif len(ranks) > FACE_LIMIT:

@@ -17,7 +17,7 @@ temporal options every frame is restored exactly as a still image (``restore_ima
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, islice
 from typing import Any
@@ -31,7 +31,7 @@ from .detect import FACE_LIMIT, Detection, centre_distance, check_selection, cho
 from .device_path import DeviceFrames, align_on_device, detect_on_device, to_device, use_device_path
 from .errors import InputError
 from .faces import DetectOptions, FoundFaces, align_faces, detect_image, join_found
-from .geometry import working_size
+from .geometry import Box, working_size
 from .image import to_working
 from .motion import MotionEstimator
 from .pipeline import Networks, RestoreSettings, paste_restored, restore_images
@@ -147,9 +147,12 @@ def select_tracked(faces: Sequence[TrackedFace], image_size: tuple[int, int],
     count the frame's faces by that mean score; a frame with fewer faces keeps those it has.
     """
     ranked = sorted(faces, key=lambda face: -face.window_score)  # stable: ties keep the tracker's order
-    areas = [float(np.mean([visible_area(box, image_size) for box in face.window_boxes])) for face in ranked]
-    distances = [float(np.mean([centre_distance(box, image_size) for box in face.window_boxes])) for face in ranked]
-    kept = choose_faces(areas, distances, options.selection, options.max_faces, missing_ok=True)
+
+    def mean_of(measure: Callable[[Box, tuple[int, int]], float]) -> Callable[[int], float]:
+        return lambda i: float(np.mean([measure(box, image_size) for box in ranked[i].window_boxes]))
+
+    kept = choose_faces(len(ranked), options.selection, options.max_faces, area=mean_of(visible_area),
+                        distance=mean_of(centre_distance), missing_ok=True)
     tracks = {ranked[i].track for i in kept}
     return [face for face in faces if face.track in tracks]
 
