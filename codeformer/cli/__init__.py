@@ -13,6 +13,8 @@ Exit codes (the message is one ``error:`` line on stderr):
   the free memory cannot hold) or too large to restore in the free memory at that ``--upscale`` (the others were
   restored and written: each skipped file gets its own ``error:`` line, then one line counts them).
 - 130: interrupted (Ctrl+C). Outputs are written atomically, so no half-written image or video is left behind.
+- 141: the reader of standard output went away (``advise ... | head``): the run stops quietly, as a shell tool
+  stopped by SIGPIPE; outputs written before are complete.
 
 Videos are skipped like images when they cannot be decoded or are cut short (exit 2), and refused with ``--aligned``.
 
@@ -26,6 +28,7 @@ files only with ``--overwrite``, and every write is checked again.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,12 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "restore" and args.ray is not None:
             from .ray_run import run_restore_on_ray  # Ray is optional: imported only when asked for
 
-            return run_restore_on_ray(args)
-        return run_restore(args) if args.command == "restore" else run_advise(args)
+            code = run_restore_on_ray(args)
+        else:
+            code = run_restore(args) if args.command == "restore" else run_advise(args)
+        sys.stdout.flush()  # a reader gone before the buffered output was written shows here, not at exit
+        return code
     except KeyboardInterrupt:
         print("error: interrupted; images written so far are complete, the others were not written",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Nothing more can be said on stdout; point it at devnull so that the interpreter's final flush does not
+        # print a second BrokenPipeError (the recipe of Python's signal documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:
         said = error_line(error)
         if said is None:

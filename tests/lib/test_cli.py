@@ -219,6 +219,21 @@ def test_unexpected_exception_prints_a_traceback(models_dir, tmp_path):
     assert "error:" not in done.stderr
 
 
+def test_a_reader_gone_from_stdout_stops_the_run_quietly(models_dir, tmp_path):
+    """``advise ... | head``: when the reader of the JSON lines has gone, the run stops with exit 141 (as a shell tool
+    stopped by SIGPIPE) and says nothing on stderr: no traceback, no "Exception ignored" at exit."""
+    shutil.copy(IMAGES / "whole_00.jpg", tmp_path / "photo.jpg")
+    root = Path(cli.__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "codeformer", "advise", str(tmp_path / "photo.jpg"), "--models-dir", str(models_dir),
+         "--offline", "--device", "cpu", "--detector", "retinaface_mobile0.25"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    child.stdout.close()  # gone before the line is written
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 141
+    assert stderr == ""
+
+
 @pytest.mark.parametrize(("error", "code"), [
     (InputError("fidelity 2 is outside 0..1; use 0 for quality, 1 for fidelity to the input"), 2),
     (MemoryError("Unable to allocate 2.68 GiB for an array with shape (30000, 30000, 3) and data type uint8"), 1),
