@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 import weights
 
@@ -94,3 +99,27 @@ def many_boxes_detector(path: Path) -> Path:
             head.conv1x1.weight.zero_()
             head.conv1x1.bias.copy_(torch.tensor([-4.0, 4.0]).repeat(head.conv1x1.bias.numel() // 2))
     return weights.save_pth(dict(net.state_dict()), path)
+
+
+@contextmanager
+def locked_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``folder`` as one the user may not enter (mode 0o600: it is seen in its parent, but looking at anything in it
+    raises PermissionError). Root looks anyway, so there ``Path.stat`` is made to refuse what is under ``folder``."""
+    folder.chmod(0o600)
+    try:
+        try:
+            (folder / "probe").stat()
+        except PermissionError:
+            pass
+        except FileNotFoundError:  # root: the mode did not stop it
+            real = Path.stat
+
+            def stat(self: Path, *, follow_symlinks: bool = True) -> os.stat_result:
+                if folder in Path(os.path.abspath(self)).parents:
+                    raise PermissionError(errno.EACCES, "Permission denied", str(self))
+                return real(self, follow_symlinks=follow_symlinks)
+
+            monkeypatch.setattr(Path, "stat", stat)
+        yield
+    finally:
+        folder.chmod(0o755)

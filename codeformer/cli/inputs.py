@@ -69,7 +69,7 @@ def collect_inputs(paths: Sequence[Path]) -> Inputs:
     images: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     for path in paths:
-        if path.is_dir():
+        if _is_folder(path):
             found, odd = _folder(path)
             if not found and not odd:
                 known = ", ".join(IMAGE_EXTENSIONS + VIDEO_SUFFIXES)
@@ -77,7 +77,7 @@ def collect_inputs(paths: Sequence[Path]) -> Inputs:
             images += found
             skipped += odd
             continue
-        if not path.exists() and not path.is_symlink():
+        if not _named(path):
             raise CliError(f"input {path} does not exist")
         why = not_a_file(path)
         if why:
@@ -100,7 +100,7 @@ def _folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         raise CliError(f"cannot list the folder {folder}: {error.strerror or error}") from error
     images, skipped = [], []
     for entry in entries:
-        if entry.is_dir():
+        if _is_folder(entry):
             continue
         why = not_a_file(entry)
         if why:
@@ -108,6 +108,27 @@ def _folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         elif entry.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
             images.append(entry)
     return images, skipped
+
+
+def _is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder (or a link to one); False where it cannot be looked at (``not_a_file`` then says
+    why), where ``Path.is_dir`` raises PermissionError (a path under a folder the user may not enter)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _named(path: Path) -> bool:
+    """Whether something is at ``path`` (a broken link counts; so does a path that cannot be looked at, which is
+    then skipped with the reason): only a path that is not there at all is a typo."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def find_inputs(items: Sequence[str]) -> Inputs:

@@ -7,7 +7,8 @@ import errno
 import glob
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -21,10 +22,12 @@ _FOLDER = "outputs are written as OUTDIR/<input name>.png (.mp4 for videos)"
 
 
 def check_output_folder(output: Path) -> None:
-    """``-o`` must be a folder (existing or new), not a file or a file name."""
-    if output.exists() and not output.is_dir():
+    """``-o`` must be a folder (existing or new), not a file or a file name, and one that can be looked at."""
+    with _looking_at(output):
+        exists = output.exists()
+    if exists and not output.is_dir():
         raise CliError(f"-o {output} is a file; -o takes a folder ({_FOLDER})")
-    if not output.exists() and output.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
+    if not exists and output.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
         raise CliError(f"-o {output} looks like a file name; -o takes a folder ({_FOLDER})")
 
 
@@ -37,10 +40,11 @@ def check_outputs(inputs: Sequence[Path], output: Path, save_faces: bool, overwr
         if target.resolve() in originals:
             raise CliError(f"refusing to overwrite input file {path} with the output {target}; "
                            "choose another output folder (-o)")
-        if target.is_dir():
-            raise CliError(f"the output {target} is a folder; rename it or choose another output folder (-o)")
-        faces = sorted((output / "faces").glob(saved_faces(path))) if save_faces else []
-        existing += [p for p in [target, *faces] if p.exists()]
+        with _looking_at(output):
+            if target.is_dir():
+                raise CliError(f"the output {target} is a folder; rename it or choose another output folder (-o)")
+            faces = sorted((output / "faces").glob(saved_faces(path))) if save_faces else []
+            existing += [p for p in [target, *faces] if p.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
         shown = ", ".join(str(p) for p in existing[:3]) + more
@@ -68,6 +72,17 @@ def make_output_folder(output: Path) -> bool:
         raise CliError(f"cannot write into the output folder {output}: {error.strerror or error}; "
                        f"{_fix(error)}") from error
     return created
+
+
+@contextmanager
+def _looking_at(output: Path) -> Iterator[None]:
+    """Looking at what is in the output folder: a folder the user may not enter (Path.exists and is_dir raise
+    PermissionError there) is one ``error:`` line naming it, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        raise CliError(f"cannot look into the output folder {output}: {error.strerror or error}; "
+                       f"{_fix(error)}") from error
 
 
 def _fix(error: OSError) -> str:

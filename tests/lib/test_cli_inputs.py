@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from helpers import cli_args, gradient
+from helpers import cli_args, gradient, locked_folder
 
 from codeformer.cli import main
 from codeformer.cli.inputs import Inputs, find_inputs
@@ -60,3 +60,21 @@ def test_entries_that_are_not_files_are_skipped_by_name_never_opened(tmp_path):
     only_odd.mkdir()
     os.mkfifo(only_odd / "pipe.png")
     assert find_inputs([str(only_odd)]) == Inputs((), ((only_odd / "pipe.png", odd["pipe.png"]),))
+
+
+def test_an_input_in_a_folder_that_cannot_be_entered_is_skipped_with_the_reason(models_dir, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A file named under a folder without permission to enter: skipped with its own error line (exit 2), the others
+    restored; not a PermissionError traceback (Path.is_dir and exists raise it there)."""
+    write_image(tmp_path / "good.png", gradient(40, 50))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    write_image(locked / "hidden.png", gradient(40, 50))
+    with locked_folder(locked, monkeypatch):
+        code = main(["restore", str(locked / "hidden.png"), str(tmp_path / "good.png"),
+                     *cli_args(models_dir, tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"error: {locked / 'hidden.png'} cannot be looked at (Permission denied); skipped" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]

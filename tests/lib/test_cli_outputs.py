@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import cli_args, gradient
+from helpers import cli_args, gradient, locked_folder
 
 from codeformer.cli import main, outputs
 from codeformer.cli.images import read_image
@@ -144,3 +144,22 @@ def test_a_write_failing_mid_run_stops_with_one_line(models_dir, tmp_path, capsy
     assert err == (f"error: cannot write {out / 'b.png'}: No space left on device; free some disk space, or choose "
                    "an output folder on another disk (-o) (the images written before it are complete)\n")
     assert sorted(p.name for p in out.iterdir()) == ["a.png"] and read_image(out / "a.png").shape == (40, 50, 3)
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_output_folder_that_cannot_be_looked_into_is_one_line(models_dir, tmp_path, capsys, monkeypatch, inside):
+    """``-o`` under a folder the user may not enter (Path.exists raises PermissionError there), or ``-o`` that folder
+    itself: one error line naming it before any work, not a traceback."""
+    from codeformer import models
+
+    monkeypatch.setattr(models, "load_codeformer", lambda path: pytest.fail("models loaded"))
+    write_image(tmp_path / "a.png", gradient(40, 50))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    output = locked / "out" if inside else locked
+    with locked_folder(locked, monkeypatch):
+        assert main(["restore", str(tmp_path / "a.png"), *cli_args(models_dir, output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot look into the output folder {output}: Permission denied; ")
+    assert err.count("\n") == 1 and "choose an output folder you can write to (-o)" in err
+    assert list(locked.iterdir()) == []
