@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .errors import InputError
+from .said_once import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,13 @@ def fidelity_note(restorer: Restorer, fidelity: float | None) -> str | None:
             "restore the same at any value; load a CodeFormer model to trade quality against fidelity")
 
 
-_warned: set[str] = set()
-
-
 def warn_fidelity(restorer: Restorer, weights: list[float]) -> None:
     """Log ``fidelity_note`` once per restorer and process (every video chunk would repeat it otherwise)."""
-    if restorer.has_fidelity or restorer.arch in _warned or all(w == DEFAULT_FIDELITY for w in weights):
+    if restorer.has_fidelity or all(w == DEFAULT_FIDELITY for w in weights):
         return
-    _warned.add(restorer.arch)
-    log.warning("%s", fidelity_note(restorer, weights[0] if len(set(weights)) == 1 else None))
+    note = fidelity_note(restorer, weights[0] if len(set(weights)) == 1 else None)
+    if note is not None:
+        warn_once(log, f"fidelity ignored by {restorer.arch}", note)
 
 
 __all__ = ["CODEFORMER", "RESTORERS", "SUPPORTED", "Restorer", "fidelity_note", "restorer_of", "warn_fidelity"]

@@ -13,6 +13,7 @@ from typing import TypeVar
 import torch
 
 from .errors import InputError, OutOfMemory
+from .said_once import warn_once
 from .types import Interrupt
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,6 @@ def _cpu_has(isa: str, probe: str) -> bool:
         return False
 
 
-_said_emulated = False  # the warning about bf16 without bf16 instructions, once a process
-
-
 # Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
 # CPU its speed is not worth that); the upscaler also on CPUs with AMX (its output is continuous, so bf16 only moves
 # it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small network; class flips
@@ -85,11 +83,10 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return False
     if precision == "bf16":
-        global _said_emulated
-        if device.type == "cpu" and not _said_emulated and not cpu_has_bf16_instructions():
-            _said_emulated = True
-            log.warning("precision bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated "
-                        "and runs several times slower than fp32; precision auto picks the fastest here")
+        if device.type == "cpu" and not cpu_has_bf16_instructions():
+            warn_once(log, "bf16 emulated", "precision bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), "
+                      "so bf16 is emulated and runs several times slower than fp32; precision auto picks the fastest "
+                      "here")
         return True
     if device.type not in auto_on:
         return False

@@ -18,7 +18,7 @@ import torch
 import weights
 from helpers import arch, psnr, read_rgb
 
-from codeformer import models, restorers
+from codeformer import models, restorers, said_once
 from codeformer.cli import main
 from codeformer.codes import restore_tracked_faces
 from codeformer.restore import restore_faces, restore_found_faces
@@ -103,7 +103,7 @@ def fake_gfpgan() -> CodeFormerModel:
 
 
 def test_gfpgan_contract_no_fidelity_one_batch_and_one_warning(caplog, monkeypatch):
-    monkeypatch.setattr(restorers, "_warned", set())
+    monkeypatch.setattr(said_once, "_said", set())
     model = fake_gfpgan()
     faces = np.random.default_rng(0).integers(0, 256, (3, 512, 512, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING, logger="codeformer.restorers"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import fake_model
 
-from codeformer import runtime, upsample
+from codeformer import runtime, said_once, upsample
 from codeformer.errors import OutOfMemory
 from codeformer.parse import parse_masks
 from codeformer.restore import restore_faces
@@ -68,7 +68,7 @@ def test_bf16_asked_on_a_cpu_without_bf16_instructions_is_run_and_said_once(monk
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     for name in runtime.ISA_CAP_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(runtime, "_said_emulated", False)
+    monkeypatch.setattr(said_once, "_said", set())
     with caplog.at_level("WARNING", logger="codeformer.runtime"):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
         assert runtime.cpu_has_bf16_instructions() and runtime.use_bf16("cpu", "bf16")
