@@ -7,6 +7,7 @@ sources are pasted on an enlarged canvas and the result is resized (area) to sou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -14,10 +15,16 @@ import numpy as np
 from spandrel import ImageModelDescriptor
 
 from .errors import InputError
-from .geometry import canvas_size, target_size, working_size
+from .geometry import PixelBox, canvas_size, target_size, working_size
 from .image import resize, to_working
+from .paste import background_inverse
 from .types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face
 from .upsample import upscale_image
+
+# px around the face crop's part under the canvas (taken to its far edge, w x h): the bilinear warp (OpenCV's, or
+# grid_sample on the device) reads the pixel after the one a canvas pixel maps into, and OpenCV rounds that map to
+# 1/32 px. test_canvas finds the far edge enough on its own (1 px less is not); 2 more for safety.
+SAMPLING_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,30 @@ def upsamples_face(upscaler: ImageModelDescriptor | None, mode: str, face: Face,
 
 
 def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, restored: np.ndarray, scale: float,
+                  *, canvas_size: tuple[int, int] | None = None, scale_y: float | None = None,
                   **upscale_kwargs) -> np.ndarray:
-    """The restored crop as it is pasted at ``scale``: upscaled where ``upsamples_face`` says, else the crop itself."""
+    """The restored crop as it is pasted at ``scale``: upscaled where ``upsamples_face`` says, else the crop itself.
+    With the ``canvas_size`` (and its ``scale_y``) the upscaler computes only the part the paste shows
+    (``shown_part``; not in fp32, the official arithmetic)."""
     if not upsamples_face(upscaler, mode, face, scale):
         return restored
-    return upscale_image(upscaler, restored, scale, **upscale_kwargs)
+    shown = None if canvas_size is None else shown_part(face, scale, scale_y, canvas_size)
+    return upscale_image(upscaler, restored, scale, shown=shown, **upscale_kwargs)
+
+
+def shown_part(face: Face, scale: float, scale_y: float | None, canvas_size: tuple[int, int]) -> PixelBox | None:
+    """The box of ``face``'s upscaled crop (``face_to_paste``) that its paste on a canvas of ``canvas_size`` reads:
+    the warp samples the crop only where the canvas is (a face cut by the picture's edge, as in close-up portraits,
+    is partly outside it); None when that is all of it."""
+    side = target_size((FACE_SIZE, FACE_SIZE), scale)[0]
+    to_face = cv2.invertAffineTransform(background_inverse(face.inverse, scale, side, scale_y))
+    h, w = canvas_size
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ to_face.T
+    box = (max(0, math.floor(corners[:, 0].min()) - SAMPLING_MARGIN),
+           max(0, math.floor(corners[:, 1].min()) - SAMPLING_MARGIN),
+           min(side, math.ceil(corners[:, 0].max()) + SAMPLING_MARGIN),
+           min(side, math.ceil(corners[:, 1].max()) + SAMPLING_MARGIN))
+    return None if box == (0, 0, side, side) else box
 
 
 def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:
@@ -114,4 +140,4 @@ def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:
 
 
 __all__ = ["Canvas", "PasteResult", "background_canvas", "canvas_geometry", "face_paste_size", "face_to_paste",
-           "fit_output", "image_canvas", "plain_canvas", "upsamples_face"]
+           "fit_output", "image_canvas", "plain_canvas", "shown_part", "upsamples_face"]

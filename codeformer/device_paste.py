@@ -77,9 +77,11 @@ def paste_on_device(
     up = torch.from_numpy(np.ascontiguousarray(restored)).to(device).permute(0, 3, 1, 2)
     pasted = []
     for position, face in enumerate(faces.faces):
-        scale = canvases[face.source_index].scale
-        if upsamples_face(upscaler, face_upsample, face, scale):
-            big = face_to_paste(upscaler, face_upsample, face, restored[position], scale, **compute)
+        canvas = canvases[face.source_index]
+        if upsamples_face(upscaler, face_upsample, face, canvas.scale):
+            big = face_to_paste(upscaler, face_upsample, face, restored[position], canvas.scale,
+                                canvas_size=(canvas.image.shape[1], canvas.image.shape[2]), scale_y=canvas.scale_y,
+                                **compute)
             pasted.append(torch.from_numpy(big).to(device).permute(2, 0, 1))
         else:
             pasted.append(up[position])

@@ -12,6 +12,7 @@ WORKING_SHORT_SIDE = 512
 MAX_WORKING_SIDE = 4096
 
 Box = tuple[float, float, float, float]  # a face's box: left, top, right, bottom, in pixels
+PixelBox = tuple[int, int, int, int]  # whole pixels x0, y0, x1, y1 of an image: columns x0..x1-1, rows y0..y1-1
 
 
 def working_scale(source_size: tuple[int, int]) -> float:
@@ -58,5 +59,5 @@ def canvas_size(source_size: tuple[int, int], output_size: tuple[int, int]) -> t
     return target_size(working_size(source_size), output_size[1] / source_size[1])
 
 
-__all__ = ["MAX_WORKING_SIDE", "WORKING_SHORT_SIDE", "Box", "canvas_size", "target_size", "working_scale",
+__all__ = ["MAX_WORKING_SIDE", "WORKING_SHORT_SIDE", "Box", "PixelBox", "canvas_size", "target_size", "working_scale",
            "working_size"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .geometry import PixelBox
 from .types import FACE_SIZE
 
 ROI_MARGIN = 4  # px around the face's footprint; the masks are zero there
@@ -96,7 +97,7 @@ def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale:
     mask_region[:] = soft[:, :, 0] + (1 - soft[:, :, 0]) * mask_region
 
 
-def _footprint(m: np.ndarray, size: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+def _footprint(m: np.ndarray, size: int, shape: tuple[int, int]) -> PixelBox | None:
     """Bounding box (x0, y0, x1, y1) in the background of the warped face square, with a margin, clipped."""
     corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ m.T
     h, w = shape

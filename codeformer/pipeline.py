@@ -241,10 +241,12 @@ def paste_on_canvases(
 ) -> list[PasteResult]:
     """Face upsample -> parse -> paste, for the faces of every image onto its canvas (official paste-back)."""
     upsampler = upscaler if options.uses_upscaler else None
-    pasted = [face_to_paste(upsampler, options.face_upsample, face, restored[position],
-                            canvases[face.source_index].scale, tile=tile, device=device, precision=precision,
-                            check_interrupt=check_interrupt)
-              for position, face in enumerate(faces.faces)]
+    pasted = []
+    for position, face in enumerate(faces.faces):
+        canvas = canvases[face.source_index]
+        pasted.append(face_to_paste(upsampler, options.face_upsample, face, restored[position], canvas.scale,
+                                    canvas_size=canvas.image.shape[:2], scale_y=canvas.scale_y, tile=tile,
+                                    device=device, precision=precision, check_interrupt=check_interrupt))
     masks: Sequence[np.ndarray | None] = [None] * len(pasted)
     if parser is not None and pasted:
         masks = parse_masks(parser, pasted, device=device, precision=precision, check_interrupt=check_interrupt)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from spandrel import ImageModelDescriptor
 
-from .geometry import target_size
+from .geometry import PixelBox, target_size
 from .image import resize
 from .runtime import AUTO_NATIVE, bf16_autocast, free_cuda_memory, memory_format, retry_smaller, use_bf16
 from .types import Interrupt, Progress
@@ -34,6 +34,7 @@ CPU_WHOLE_SIDE = 512
 MIN_TILE = 64
 # Balanced tiles (outside fp32) may be this much larger than the tile asked for, where that saves a tile.
 BALANCED_SLACK = 0.1
+LANCZOS_SUPPORT = 4  # px of source on either side that cv2's INTER_LANCZOS4 reads (an 8-tap kernel)
 # Peak activation memory of Real-ESRGAN x2 per input pixel in fp32 and bf16, measured (bench/measured/README.md),
 # stated per unit of scale^2 (an x4 RRDB runs its body at 4x the pixels of the x2 one).
 BYTES_PER_PIXEL = {False: 2400 / 4, True: 1250 / 4}
@@ -51,6 +52,7 @@ def upscale_image(
     on_progress: Progress | None = None,
     check_interrupt: Interrupt | None = None,
     balanced: bool | None = None,
+    shown: PixelBox | None = None,
 ) -> np.ndarray:
     """Upscale ``(H, W, 3)`` RGB uint8 to exactly ``round(H*scale) x round(W*scale)``.
 
@@ -61,6 +63,10 @@ def upscale_image(
     (``AUTO_NATIVE``). Models that spandrel does not mark bf16-safe always run in fp32.
     ``balanced``: tiles of equal size (``tile_spans``); None: balanced unless ``precision`` is fp32 (the official
     tile grid).
+    ``shown``: the box (x0, y0, x1, y1) of the result that is used where only part of it is (a face pasted across
+    the canvas's edge: ``canvas.shown_part``). Outside fp32 the model then runs over that part only, with its tile
+    context, and the rest of the result is a Lanczos resize of ``image``; fp32 computes all of it (the official
+    arithmetic).
     """
     size = target_size(image.shape[:2], scale)
     if model is None:
@@ -75,9 +81,27 @@ def upscale_image(
     if tile <= 0:
         tile = auto_tile(device, image.shape[:2], int(model.scale), bf16, official=official)
     balanced = not official if balanced is None else balanced
+    region = None if official or shown is None else model_region(shown, image.shape[:2], size, int(model.scale))
     out = _run_model(model, image, tile, device, bf16, memory_format(device, precision), on_progress, check_interrupt,
-                     balanced)
+                     balanced, region)
     return resize(out, size, cv2.INTER_LANCZOS4)
+
+
+def model_region(shown: PixelBox, image_size: tuple[int, int], size: tuple[int, int],
+                 model_scale: int) -> PixelBox | None:
+    """The box of the model's input whose upscaled pixels make the ``shown`` box of a result of ``size`` (the
+    model's output resized with Lanczos, 4 px of support, where the model's scale is not the result's); None when
+    that is the whole input."""
+    h, w = image_size
+    x0, y0, x1, y1 = shown
+    support = 0 if (h * model_scale, w * model_scale) == size else LANCZOS_SUPPORT
+
+    def on_input(at: int, length: int, result_length: int, side: int) -> float:  # a result px -> input px
+        return (at * length * model_scale / result_length + side * support) / model_scale
+
+    box = (max(0, math.floor(on_input(x0, w, size[1], -1)) - 1), max(0, math.floor(on_input(y0, h, size[0], -1)) - 1),
+           min(w, math.ceil(on_input(x1, w, size[1], 1)) + 1), min(h, math.ceil(on_input(y1, h, size[0], 1)) + 1))
+    return None if box == (0, 0, w, h) else box
 
 
 def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf16: bool, *,
@@ -110,14 +134,16 @@ def _forward(model: ImageModelDescriptor) -> Callable[[torch.Tensor], torch.Tens
 
 def _run_model(model: ImageModelDescriptor, image: np.ndarray, tile: int, device: torch.device, bf16: bool,
                fmt: torch.memory_format, on_progress: Progress | None, check_interrupt: Interrupt | None,
-               balanced: bool = False) -> np.ndarray:
-    """The model over ``image`` in tiles of ``tile`` px (0: whole), the tile halving on out-of-memory."""
+               balanced: bool = False, region: PixelBox | None = None) -> np.ndarray:
+    """The model over ``image`` (or its ``region``) in tiles of ``tile`` px (0: whole), the tile halving on
+    out-of-memory."""
     model.model.to(device).eval().to(memory_format=fmt)
     net = _forward(model)
     h, w = image.shape[:2]
 
     def run(side: int) -> np.ndarray:
-        return _tiled(net, image, int(model.scale), side, device, bf16, fmt, on_progress, check_interrupt, balanced)
+        return _tiled(net, image, int(model.scale), side, device, bf16, fmt, on_progress, check_interrupt, balanced,
+                      region)
 
     def too_large(side: int) -> str:
         return f"out of memory upscaling a {w}x{h} image even with {side}px tiles; free GPU memory or run on the CPU"
@@ -139,18 +165,27 @@ def tile_spans(length: int, tile: int, balanced: bool) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt, balanced=False) -> np.ndarray:
+def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interrupt, balanced=False,
+           region: PixelBox | None = None) -> np.ndarray:
     """RealESRGANer.tile_process: each tile runs with TILE_PAD px of context, only its centre is kept (the official
     grid, or equal tiles where ``balanced``: ``tile_spans``).
 
     ``image`` (H, W, C) uint8 -> (H*scale, W*scale, C) uint8. Memory stays bounded for large images: tiles are
     converted to float one at a time and written into a uint8 result (not a float32 copy of the whole output).
+    ``region`` (x0, y0, x1, y1): only the tiles over it run (its context still read from the whole image); the
+    rest of the result is ``image`` resized with Lanczos, so that what reads the whole result (ParseNet, on a
+    face-upsampled face) sees a face there.
     """
     h, w, c = image.shape
-    if tile <= 0 or (h <= tile and w <= tile):
-        tile = max(h, w)
-    rows, columns = tile_spans(h, tile, balanced), tile_spans(w, tile, balanced)
-    out = np.empty((h * scale, w * scale, c), np.uint8)
+    x0, y0, x1, y1 = region or (0, 0, w, h)
+    if tile <= 0 or (y1 - y0 <= tile and x1 - x0 <= tile):
+        tile = max(y1 - y0, x1 - x0)
+    rows = [(a + y0, b + y0) for a, b in tile_spans(y1 - y0, tile, balanced)]
+    columns = [(a + x0, b + x0) for a, b in tile_spans(x1 - x0, tile, balanced)]
+    if region is None:
+        out = np.empty((h * scale, w * scale, c), np.uint8)
+    else:
+        out = resize(image, (h * scale, w * scale), cv2.INTER_LANCZOS4)
     total = len(rows) * len(columns)
     for ty, (y0, y1) in enumerate(rows):
         for tx, (x0, x1) in enumerate(columns):

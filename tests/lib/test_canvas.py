@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from helpers import fake_model, psnr, read_rgb
 
-from codeformer.canvas import face_paste_size, upsamples_face
+import torch
+
+from codeformer.canvas import face_paste_size, shown_part, upsamples_face
+from codeformer.device_warp import paste_faces_torch
 from codeformer.geometry import target_size
+from codeformer.paste import FacePlacement, paste_faces
 from codeformer.pipeline import Networks, RestoreSettings, find_faces, paste_back, restore_images, upscale_backgrounds
 from codeformer.types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face
 
@@ -71,3 +75,45 @@ def test_face_upsample_auto_only_for_faces_pasted_larger_than_the_rule():
     assert not upsamples_face(upscaler, "auto", _face_of_side(260), 2.0)
     assert not upsamples_face(upscaler, "auto", below, 2.0) and upsamples_face(upscaler, "auto", above, 2.0)
     assert upsamples_face(upscaler, "always", below, 2.0) and not upsamples_face(None, "always", above, 2.0)
+
+
+def _face_at(side: float, angle: float, centre: tuple[float, float]) -> Face:
+    """A face whose 512 crop covers ``side`` working-image pixels, turned by ``angle`` degrees, centred at
+    ``centre`` (x, y)."""
+    k, turn = side / FACE_SIZE, np.deg2rad(angle)
+    linear = k * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    inverse = np.hstack([linear, (np.array(centre) - linear @ [FACE_SIZE / 2, FACE_SIZE / 2])[:, None]])
+    affine = np.hstack([np.linalg.inv(linear), -np.linalg.inv(linear) @ inverse[:, 2:]])
+    return Face(0, (0.0, 0.0, side, side), 0.9, np.zeros((5, 2)), affine, inverse, (400, 300), False)
+
+
+@pytest.mark.parametrize(("side", "angle", "centre", "scale", "scale_y"), [
+    (460.0, 0.0, (120.0, 330.0), 2.0, None),  # a close-up cut by the bottom edge (the canvas: 400x300 x scale)
+    (520.0, 17.0, (40.0, 60.0), 2.0, 2.0025),  # turned, past the top left corner, a canvas a pixel taller
+    (300.0, -8.0, (280.0, 200.0), 1.5, None),  # cut by the right edge, a non-integer scale
+])
+def test_the_paste_reads_a_face_upsampled_crop_only_in_its_shown_part(side, angle, centre, scale, scale_y):
+    """What ``shown_part`` leaves out is never read by the paste: the upsampler may skip it. The crop with
+    everything outside the box replaced pastes to the same pixels, with OpenCV and on the device."""
+    face = _face_at(side, angle, centre)
+    canvas_size = (round(400 * (scale_y or scale)), round(300 * scale))
+    big_side = target_size((FACE_SIZE, FACE_SIZE), scale)[0]
+    rng = np.random.default_rng(7)
+    big = rng.integers(0, 256, (big_side, big_side, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = shown_part(face, scale, scale_y, canvas_size)
+    assert (x1 - x0) * (y1 - y0) < 0.8 * big_side**2  # a good part is off the canvas
+    elsewhere = np.full_like(big, 255)
+    elsewhere[y0:y1, x0:x1] = big[y0:y1, x0:x1]
+    background = rng.integers(0, 256, (*canvas_size, 3), dtype=np.uint8)
+    pasted = [paste_faces(background, [FacePlacement(crop, face.inverse)], scale, scale_y=scale_y)
+              for crop in (big, elsewhere)]
+    assert np.array_equal(pasted[0][0], pasted[1][0]) and np.array_equal(pasted[0][1], pasted[1][1])
+    assert pasted[0][1].max() > 0.99  # the face is there
+    board = torch.from_numpy(background).permute(2, 0, 1).float()
+    on_device = [paste_faces_torch(board, [torch.from_numpy(crop).permute(2, 0, 1)], [face.inverse], [None], scale,
+                                   scale_y, 1.0, 1.0)[0] for crop in (big, elsewhere)]
+    assert torch.equal(on_device[0], on_device[1])
+
+
+def test_a_face_inside_the_canvas_is_shown_whole():
+    assert shown_part(_face_at(200.0, 10.0, (150.0, 200.0)), 2.0, None, (800, 600)) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,13 +14,13 @@ from helpers import fake_model, gradient, psnr, read_rgb
 from tiny_networks import tiny_model, tiny_parser
 
 from bench.clips import load_photo, still_clip
-from codeformer import pipeline
+from codeformer import canvas, pipeline, upsample
 from codeformer.device_path import ENV_SWITCH, crops_on_device, find_faces_on_device, use_device_path
 from codeformer.faces import DetectOptions
 from codeformer.pipeline import Networks, PasteOptions, RestoreResult, RestoreSettings, restore_images
 from codeformer.temporal import TemporalOptions, restore_clip, track_frames
 from codeformer.tracking import TrackOptions
-from codeformer.types import Faces
+from codeformer.types import FACE_SIZE, Faces
 
 PX = 0.5
 MEAN = 1.0  # 1/255 in 0..255 units
@@ -186,3 +187,29 @@ def test_a_new_frame_size_starts_a_new_detection_batch(detector, monkeypatch):
     for frame, source in zip(frames, clip, strict=True):
         assert frame.on_device is not None
         np.testing.assert_array_equal(frame.on_device.frames[0].permute(1, 2, 0).numpy(), source)
+
+
+def test_a_face_cut_by_the_edge_is_upsampled_only_where_it_shows(detector, x4_model, monkeypatch):
+    """A close-up whose face crop reaches past the picture (a 512 px aligned face, shrunk): both paths run the
+    upscaler over the part the paste shows only (``canvas.shown_part``), and still agree. Against upsampling the
+    whole crop the pasted pixels move only where the tiny parser's mask does (it reads the whole upsampled face)."""
+    computed = []
+    real = upsample._forward
+
+    def counting(model):
+        net = real(model)
+        return lambda x: computed.append(x.shape[-2] * x.shape[-1]) or net(x)
+
+    monkeypatch.setattr(upsample, "_forward", counting)
+    close_up = cv2.resize(read_rgb("aligned_0143.png")[:340, 150:], (181, 170), interpolation=cv2.INTER_AREA)
+    settings = RestoreSettings(upscale=1.0, paste=PasteOptions(face_upsample="always"))
+    networks = Networks(fake_model(), detector, tiny_parser(), x4_model)
+    opencv, device = both_paths(monkeypatch, [close_up], networks, settings)
+    check_close(opencv, device)
+    faces = len(opencv.faces)
+    assert faces >= 1 and computed[:faces] == computed[faces:]  # the same parts in both paths
+    monkeypatch.setattr(canvas, "shown_part", lambda *args: None)
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    whole = restore_images([close_up], networks, settings)
+    assert computed[2 * faces:] == [FACE_SIZE**2] * faces and sum(computed[:faces]) < 0.8 * faces * FACE_SIZE**2
+    assert psnr(whole.images[0].image, opencv.images[0].image) >= 60  # the upscaler's pixels are pasted, not the fill

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -204,9 +205,9 @@ def test_balanced_grid_only_outside_fp32(x4_model, photo, monkeypatch):
     seen = []
     real = upsample._tiled
 
-    def spy(net, x, scale, tile, *args):
-        seen.append(args[-1])
-        return real(net, x, scale, tile, *args)
+    def spy(net, x, scale, tile, device, bf16, fmt, on_progress, check_interrupt, balanced, region):
+        seen.append(balanced)
+        return real(net, x, scale, tile, device, bf16, fmt, on_progress, check_interrupt, balanced, region)
 
     monkeypatch.setattr(upsample, "_tiled", spy)
     balanced = upsample.upscale_image(x4_model, photo, 4.0, tile=48)
@@ -214,3 +215,42 @@ def test_balanced_grid_only_outside_fp32(x4_model, photo, monkeypatch):
     official_grid = upsample.upscale_image(x4_model, photo, 4.0, tile=48, balanced=False)
     assert seen == [True, False, False]
     assert np.abs(balanced.astype(int) - official_grid.astype(int)).max() <= 1  # tiles with context: float noise
+
+
+@pytest.mark.parametrize("scale", [4.0, 3.0])  # the model's scale, and the model's output resized with Lanczos
+def test_only_the_shown_part_is_computed_outside_fp32(x4_model, photo, monkeypatch, scale):
+    """``shown``: the model runs over that part of the result only (with its tile context): the same pixels there
+    (float noise aside), fewer computed, and a Lanczos resize of the image elsewhere; fp32 computes everything."""
+    computed = []
+    real = upsample._forward
+
+    def counting(model):
+        net = real(model)
+
+        def run(x):
+            computed.append(x.shape[-2] * x.shape[-1])
+            return net(x)
+
+        return run
+
+    monkeypatch.setattr(upsample, "_forward", counting)
+    shown = (40, 150, 160, 260)  # x0, y0, x1, y1 of the result (97x130 x scale)
+    whole = upsample.upscale_image(x4_model, photo, scale)
+    part = upsample.upscale_image(x4_model, photo, scale, shown=shown)
+    assert sum(computed[1:]) < 0.7 * computed[0]
+    x0, y0, x1, y1 = shown
+    assert np.abs(whole[y0:y1, x0:x1].astype(int) - part[y0:y1, x0:x1].astype(int)).max() <= 1
+    elsewhere = cv2.resize(cv2.resize(photo, (520, 388), interpolation=cv2.INTER_LANCZOS4), part.shape[1::-1],
+                           interpolation=cv2.INTER_LANCZOS4) if scale != 4.0 else \
+        cv2.resize(photo, (520, 388), interpolation=cv2.INTER_LANCZOS4)
+    assert np.array_equal(part[:40, -60:], elsewhere[:40, -60:])  # far from the part shown
+    computed.clear()
+    official = [upsample.upscale_image(x4_model, photo, scale, precision="fp32", shown=box) for box in (None, shown)]
+    assert np.array_equal(official[0], official[1]) and computed[0] == computed[1]
+
+
+def test_the_model_region_of_a_shown_part():
+    assert upsample.model_region((0, 0, 200, 100), (50, 100), (100, 200), 2) is None  # all of it
+    assert upsample.model_region((20, 40, 120, 100), (50, 100), (100, 200), 2) == (9, 19, 61, 50)  # +-1 px
+    # a x2 model's output resized to x3: Lanczos reads 4 model-output px on either side
+    assert upsample.model_region((30, 60, 180, 150), (50, 100), (150, 300), 2) == (7, 17, 63, 50)
