@@ -7,6 +7,7 @@
 # ISA=AVX512_CORE_BF16 (or AVX512_CORE, AVX2): both run as on a CPU without AMX (oneDNN's ONEDNN_MAX_CPU_ISA cap, which
 # our runtime.cpu_has_amx reads too); the run 'as without native bf16' is then left out.
 # NO_FP32=1 leaves out our fp32 runs (the official arithmetic: the official code's speed), where time is short.
+# ROUNDS=N adds N interleaved rounds of the two 'full' runs at the end.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED:-$HERE/../shared}"
@@ -31,4 +32,9 @@ fi
 echo "## official plain"; official
 echo "## ours plain auto"; ours --json "$OUT/cpu_pipeline_plain_auto.json"
 [ -n "${NO_FP32:-}" ] || { echo "## ours plain fp32"; ours --precision fp32 --json "$OUT/cpu_pipeline_plain_fp32.json"; }
+# ROUNDS=N: N more rounds of official full / ours full auto, interleaved, where one run each is too noisy (a shared VM)
+for round in $(seq 1 "${ROUNDS:-0}"); do
+  echo "## round $round official full"; official --bg_upsampler realesrgan --face_upsample
+  echo "## round $round ours full auto"; ours "${FULL[@]}" --json "$OUT/cpu_pipeline_full_auto_round$round.json"
+done
 echo "## done"
