@@ -119,7 +119,7 @@ def face_to_paste(upscaler: ImageModelDescriptor | None, mode: str, face: Face, 
 def shown_part(face: Face, scale: float, scale_y: float | None, canvas_size: tuple[int, int]) -> PixelBox | None:
     """The box of ``face``'s upscaled crop (``face_to_paste``) that its paste on a canvas of ``canvas_size`` reads:
     the warp samples the crop only where the canvas is (a face cut by the picture's edge, as in close-up portraits,
-    is partly outside it); None when that is all of it."""
+    is partly outside it); None when that is all of it (or none: a face off the canvas is computed as before)."""
     side = target_size((FACE_SIZE, FACE_SIZE), scale)[0]
     to_face = cv2.invertAffineTransform(background_inverse(face.inverse, scale, side, scale_y))
     h, w = canvas_size
@@ -128,7 +128,8 @@ def shown_part(face: Face, scale: float, scale_y: float | None, canvas_size: tup
            max(0, math.floor(corners[:, 1].min()) - SAMPLING_MARGIN),
            min(side, math.ceil(corners[:, 0].max()) + SAMPLING_MARGIN),
            min(side, math.ceil(corners[:, 1].max()) + SAMPLING_MARGIN))
-    return None if box == (0, 0, side, side) else box
+    off_canvas = box[2] <= box[0] or box[3] <= box[1]
+    return None if off_canvas or box == (0, 0, side, side) else box
 
 
 def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:

@@ -177,11 +177,11 @@ def _tiled(net, image, scale, tile, device, bf16, fmt, on_progress, check_interr
     face-upsampled face) sees a face there.
     """
     h, w, c = image.shape
-    x0, y0, x1, y1 = region or (0, 0, w, h)
-    if tile <= 0 or (y1 - y0 <= tile and x1 - x0 <= tile):
-        tile = max(y1 - y0, x1 - x0)
-    rows = [(a + y0, b + y0) for a, b in tile_spans(y1 - y0, tile, balanced)]
-    columns = [(a + x0, b + x0) for a, b in tile_spans(x1 - x0, tile, balanced)]
+    left, top, right, bottom = region or (0, 0, w, h)
+    if tile <= 0 or (bottom - top <= tile and right - left <= tile):
+        tile = max(bottom - top, right - left)
+    rows = [(a + top, b + top) for a, b in tile_spans(bottom - top, tile, balanced)]
+    columns = [(a + left, b + left) for a, b in tile_spans(right - left, tile, balanced)]
     if region is None:
         out = np.empty((h * scale, w * scale, c), np.uint8)
     else:

@@ -117,3 +117,4 @@ def test_the_paste_reads_a_face_upsampled_crop_only_in_its_shown_part(side, angl
 
 def test_a_face_inside_the_canvas_is_shown_whole():
     assert shown_part(_face_at(200.0, 10.0, (150.0, 200.0)), 2.0, None, (800, 600)) is None
+    assert shown_part(_face_at(200.0, 0.0, (900.0, 200.0)), 2.0, None, (800, 600)) is None  # off it: as before
