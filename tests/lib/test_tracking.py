@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codeformer import tracking
 from codeformer.detect import Detection, FaceSelectionError, select_faces
 from codeformer.faces import DetectOptions
 from codeformer.temporal import TemporalOptions, clip_context, select_tracked
@@ -304,3 +305,15 @@ def test_indices_past_a_frames_faces_keep_the_faces_it_has() -> None:
     assert all(faces[0].track == 0 for faces in chosen[10:])
     second = [select_tracked(faces, SIZE, DetectOptions(selection="1")) for faces in track_faces(clip, OFF)]
     assert [[f.track for f in faces] for faces in second] == [[1]] * 10 + [[]] * 10
+
+
+def test_iou_matrix():
+    """Every track's predicted box against every detection in one array: the overlap, 0 where boxes only touch or
+    do not meet, and no division by a zero union (degenerate boxes)."""
+    tracks = [(0.0, 0.0, 10.0, 10.0), (5.0, 5.0, 15.0, 15.0), (3.0, 3.0, 3.0, 3.0)]
+    found = [(0.0, 0.0, 10.0, 10.0), (10.0, 0.0, 20.0, 10.0), (5.0, 0.0, 15.0, 10.0), (3.0, 3.0, 3.0, 3.0)]
+    expected = np.array([[1.0, 0.0, 50 / 150, 0.0],
+                         [25 / 175, 25 / 175, 50 / 150, 0.0],
+                         [0.0, 0.0, 0.0, 0.0]])
+    assert np.allclose(tracking._iou_matrix(tracks, found), expected, rtol=0, atol=1e-15)
+    assert tracking._iou_matrix([], found).shape == (0, 4) and tracking._iou_matrix(tracks, []).shape == (3, 0)
