@@ -126,8 +126,8 @@ def _named(path: Path) -> bool:
         path.lstat()
     except FileNotFoundError:
         return False
-    except OSError:
-        return True
+    except OSError:  # there, but not to be looked at
+        pass
     return True
 
 
