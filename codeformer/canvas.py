@@ -7,7 +7,6 @@ sources are pasted on an enlarged canvas and the result is resized (area) to sou
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,7 +16,7 @@ from spandrel import ImageModelDescriptor
 from .errors import InputError
 from .geometry import PixelBox, canvas_size, target_size, working_size
 from .image import resize, to_working
-from .paste import background_inverse
+from .paste import background_inverse, footprint
 from .types import FACE_SIZE, FACE_UPSAMPLE_ABOVE, Face
 from .upsample import upscale_image
 
@@ -122,14 +121,8 @@ def shown_part(face: Face, scale: float, scale_y: float | None, canvas_size: tup
     is partly outside it); None when that is all of it (or none: a face off the canvas is computed as before)."""
     side = target_size((FACE_SIZE, FACE_SIZE), scale)[0]
     to_face = cv2.invertAffineTransform(background_inverse(face.inverse, scale, side, scale_y))
-    h, w = canvas_size
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ to_face.T
-    box = (max(0, math.floor(corners[:, 0].min()) - SAMPLING_MARGIN),
-           max(0, math.floor(corners[:, 1].min()) - SAMPLING_MARGIN),
-           min(side, math.ceil(corners[:, 0].max()) + SAMPLING_MARGIN),
-           min(side, math.ceil(corners[:, 1].max()) + SAMPLING_MARGIN))
-    off_canvas = box[2] <= box[0] or box[3] <= box[1]
-    return None if off_canvas or box == (0, 0, side, side) else box
+    box = footprint(to_face, canvas_size, (side, side), SAMPLING_MARGIN)
+    return None if box is None or box == (0, 0, side, side) else box
 
 
 def fit_output(result: PasteResult, canvas: Canvas) -> PasteResult:

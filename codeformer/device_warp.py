@@ -1,7 +1,7 @@
 """Alignment warps and the paste-back as torch ops, so frames can stay on a GPU from detection to paste.
 
 The twins of ``align.warp_face`` and ``paste.paste_faces``: the same geometry (``paste.background_inverse`` and
-``paste._footprint`` themselves), the same masks and the same blend, on float32 tensors of any device. On the CPU
+``paste.footprint`` themselves), the same masks and the same blend, on float32 tensors of any device. On the CPU
 the OpenCV path stays the default (the official arithmetic, and faster there); these are for frames already on a
 GPU. Agreement with OpenCV: bench/measured/device_warp.md (``bench/device_warp.py``).
 """
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .align import BORDER_RGB
 from .device_filters import erode, gaussian_blur, sample
-from .paste import _footprint, background_inverse
+from .paste import background_inverse, footprint
 from .types import FACE_SIZE
 
 
@@ -70,7 +70,7 @@ def _paste_one(out: torch.Tensor, total: torch.Tensor, face: torch.Tensor, inver
     """One face of ``paste_faces_torch``, step for step ``paste._paste_one``."""
     size = face.shape[-1]
     m = background_inverse(np.asarray(inverse, np.float64), scale, size, scale_y)
-    roi = _footprint(m, size, (out.shape[1], out.shape[2]))
+    roi = footprint(m, (size, size), (out.shape[1], out.shape[2]))
     if roi is None:
         return
     x0, y0, x1, y1 = roi

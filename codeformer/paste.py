@@ -69,7 +69,7 @@ def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale:
                visibility: float, feather: float) -> None:
     size = p.face.shape[0]
     m = background_inverse(p.inverse, scale, size, scale_y)
-    roi = _footprint(m, size, out.shape[:2])
+    roi = footprint(m, (size, size), out.shape[:2])
     if roi is None:
         return
     x0, y0, x1, y1 = roi
@@ -97,14 +97,18 @@ def _paste_one(out: np.ndarray, total_mask: np.ndarray, p: FacePlacement, scale:
     mask_region[:] = soft[:, :, 0] + (1 - soft[:, :, 0]) * mask_region
 
 
-def _footprint(m: np.ndarray, size: int, shape: tuple[int, int]) -> PixelBox | None:
-    """Bounding box (x0, y0, x1, y1) in the background of the warped face square, with a margin, clipped."""
-    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ m.T
+def footprint(m: np.ndarray, size: tuple[int, int], shape: tuple[int, int],
+              margin: int = ROI_MARGIN) -> PixelBox | None:
+    """Bounding box (x0, y0, x1, y1) in an image of ``shape`` (height, width) of a rectangle of ``size`` (height,
+    width) mapped by the (2, 3) affine ``m`` (a warped face square in the background, or the canvas mapped back into
+    a face), widened by ``margin`` px and clipped; None where nothing of it is inside."""
+    rows, columns = size
+    corners = np.array([[0, 0, 1], [columns, 0, 1], [0, rows, 1], [columns, rows, 1]], np.float64) @ m.T
     h, w = shape
-    x0 = max(0, math.floor(corners[:, 0].min()) - ROI_MARGIN)
-    y0 = max(0, math.floor(corners[:, 1].min()) - ROI_MARGIN)
-    x1 = min(w, math.ceil(corners[:, 0].max()) + ROI_MARGIN)
-    y1 = min(h, math.ceil(corners[:, 1].max()) + ROI_MARGIN)
+    x0 = max(0, math.floor(corners[:, 0].min()) - margin)
+    y0 = max(0, math.floor(corners[:, 1].min()) - margin)
+    x1 = min(w, math.ceil(corners[:, 0].max()) + margin)
+    y1 = min(h, math.ceil(corners[:, 1].max()) + margin)
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1

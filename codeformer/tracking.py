@@ -189,9 +189,10 @@ class FaceTracker:
             sample = track.samples.get(frame)
             if sample is None:
                 continue
-            window = [track.samples[f] for f in self._window(track, frame)]
+            frames = self._window(track, frame)
+            window = [track.samples[f] for f in frames]
             face = TrackedFace(frame, track.number, sample.box, sample.score,
-                               self._smoothed(track, frame, sample, to_frame),
+                               self._smoothed(track, frame, frames, to_frame),
                                sample.order >= 0, tuple(near.box for near in window),
                                float(np.mean([near.score for near in window])))
             if face.detected:
@@ -204,12 +205,13 @@ class FaceTracker:
         filled.sort(key=lambda face: face.box[:2])
         return [face for _, face in detected] + filled
 
-    def _smoothed(self, track: _Track, frame: int, sample: _Sample, to_frame: dict[int, np.ndarray]) -> np.ndarray:
-        """``sample``'s landmarks smoothed over the track's window; ``to_frame`` keeps the camera motions from the
-        window's frames to ``frame`` (made once a frame, not once a face: a crowd has many faces)."""
+    def _smoothed(self, track: _Track, frame: int, frames: list[int], to_frame: dict[int, np.ndarray]) -> np.ndarray:
+        """The track's landmarks at ``frame`` smoothed over its window ``frames`` (``_window``); ``to_frame`` keeps
+        the camera motions from the window's frames to ``frame`` (made once a frame, not once a face: a crowd has
+        many faces)."""
+        sample = track.samples[frame]
         if self._radius == 0:
             return sample.landmarks
-        frames = self._window(track, frame)
         weights = fit_weights(np.asarray(frames, dtype=np.float64) - frame, self.options.landmark_sigma)
         for f in frames:
             if f not in to_frame:
