@@ -1,6 +1,6 @@
 """Background upsample with Real-ESRGAN x2 on the official 400 px tile grid (fp32 NCHW, the official arithmetic;
 and in ``auto`` precision) against ``auto`` tiles (``upsample.auto_tile``: on a CPU without AMX balanced tiles of
-up to ``CPU_FP32_TILE`` px, ``tile_spans``): time, pixels computed with their context, the difference to the
+up to ``CPU_LARGE_TILE`` px, ``tile_spans``): time, pixels computed with their context, the difference to the
 official output.
 
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/background_tiles.py MODELS [IMAGE ...]   # as without AMX
@@ -9,7 +9,7 @@ official output.
 MODELS: ``bench/make_models.py``'s folder (random weights). IMAGE: default the shared ``whole_02.png`` (1204x645,
 whose last official column is 4 px wide). ``--per-pixel``: the network alone on random tiles of these sizes (with
 their context, WxH) in channels_last, fp32 or ``--bf16``: seconds per megapixel (first and second call), behind
-``upsample.CPU_FP32_TILE`` and ``DEFAULT_TILE``.
+``upsample.CPU_LARGE_TILE`` and ``DEFAULT_TILE``.
 """
 
 from __future__ import annotations

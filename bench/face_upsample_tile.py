@@ -1,6 +1,6 @@
 """Face upsample of a restored 512 px face with Real-ESRGAN x2: the official 400 px tiles in fp32 (the official
 arithmetic) against ``auto`` in 400 px tiles and ``auto`` as one tile (what ``upsample.auto_tile`` picks on the
-CPU: whole up to ``CPU_FP32_TILE`` in fp32 channels_last, ``CPU_WHOLE_SIDE`` in bf16): time, and the difference
+CPU: whole up to ``CPU_LARGE_TILE`` in fp32 channels_last, ``CPU_WHOLE_SIDE`` in bf16): time, and the difference
 to the official output.
 
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/face_upsample_tile.py MODELS   # as on a CPU without AMX

@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--no-native-bf16", action="store_true",
-                    help="time 'auto' as on a CPU without AMX (upscaler in fp32)")
+                    help="time 'auto' as on a CPU that runs bf16 no faster than fp32 (upscaler in fp32)")
     ap.add_argument("--tile", type=int, default=0, help="upscaler tile; 0 = auto (the library default)")
     ap.add_argument("--batch-size", type=int, default=None, help="CodeFormer batch; default: from free memory")
     ap.add_argument("--repeat", type=int, default=1)
@@ -62,7 +62,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     if args.no_native_bf16:
-        runtime.cpu_has_amx = lambda: False
+        runtime.cpu_runs_bf16_fast = lambda: False
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     root = args.models_dir

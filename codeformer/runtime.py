@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import torch
 
+from . import bf16_probe
 from .errors import InputError, OutOfMemory
 from .said_once import warn_once
 from .types import Interrupt
@@ -37,9 +38,8 @@ ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 def cpu_has_amx() -> bool:
-    """True on CPUs whose oneDNN runs bf16 convolutions on AMX: there they are about 5x faster than fp32. With
-    AVX512-BF16 alone bf16 is no faster than fp32 in channels_last (Real-ESRGAN 10.97 s vs 9.78 s a tile; figures:
-    bench/measured/cpu_precision_probe.json), so those CPUs are not counted."""
+    """True on CPUs whose oneDNN runs bf16 convolutions on AMX: there they are about 5x faster than fp32
+    (bench/measured/cpu_precision_probe.json)."""
     return _cpu_has("AMX", "_is_amx_tile_supported")
 
 
@@ -49,10 +49,26 @@ def cpu_has_bf16_instructions() -> bool:
     return cpu_has_amx() or _cpu_has("BF16", "_is_avx512_bf16_supported")
 
 
+def cpu_runs_bf16_fast() -> bool:
+    """Whether bf16 convolutions run clearly faster than fp32 channels_last on this CPU: with AMX, yes; without
+    bf16 instructions (emulated), no; with AVX512-BF16 alone it depends on the CPU (2.2x faster on an AMD EPYC Zen 4,
+    no faster on a Xeon capped below AMX), so ``bf16_probe`` measures it once per machine."""
+    if cpu_has_amx():
+        return True
+    if not cpu_has_bf16_instructions():
+        return False
+    return bf16_probe.bf16_faster(_isa_cap())
+
+
+def _isa_cap() -> str:
+    """oneDNN's cap on its instruction set (``ISA_CAP_VARIABLES``), upper case; empty where there is none."""
+    return next((os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)), "").upper()
+
+
 def _cpu_has(isa: str, probe: str) -> bool:
     """Whether oneDNN may use the instructions ``isa`` names: the CPU has them (``torch.cpu.<probe>``) and no cap
     on oneDNN's instruction set (``ISA_CAP_VARIABLES``) keeps them out."""
-    cap = next((os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)), "").upper()
+    cap = _isa_cap()
     if cap and cap not in ("ALL", "DEFAULT") and isa not in cap and "AMX" not in cap:
         return False
     check = getattr(getattr(torch, "cpu", None), probe, None)
@@ -63,9 +79,9 @@ def _cpu_has(isa: str, probe: str) -> bool:
 
 
 # Where ``auto`` turns bf16 on, per network: CodeFormer on GPUs only (its codebook picks near ties flip, and on the
-# CPU its speed is not worth that); the upscaler also on CPUs with AMX (its output is continuous, so bf16 only moves
-# it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small network; class flips
-# near ties move the mask edges).
+# CPU its speed is not worth that); the upscaler also on CPUs that run bf16 fast (``cpu_runs_bf16_fast``; its output
+# is continuous, so bf16 only moves it by small amounts: bench/measured/precision_cpu.json); ParseNet nowhere (small
+# network; class flips near ties move the mask edges).
 AUTO_GPU = ("cuda",)
 AUTO_NATIVE = ("cuda", "cpu")
 AUTO_NEVER: tuple[str, ...] = ()
@@ -75,8 +91,8 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
     """Whether a network runs under bfloat16 autocast (never fp16: CodeFormer is not fp16-safe).
 
     ``fp32``: never (and NCHW, see ``memory_format``: the official arithmetic). ``bf16``: always (CUDA or CPU).
-    ``auto``: on the device types in ``auto_on`` where bf16 is fast (CUDA devices with bf16 support, CPUs with AMX:
-    ``cpu_has_amx``).
+    ``auto``: on the device types in ``auto_on`` where bf16 is fast (CUDA devices with bf16 support, CPUs where
+    ``cpu_runs_bf16_fast``).
     """
     check_precision(precision)
     device = torch.device(device)
@@ -92,7 +108,7 @@ def use_bf16(device: torch.device | str, precision: str = "auto", *, auto_on: tu
         return False
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return cpu_has_amx()
+    return cpu_runs_bf16_fast()
 
 
 def bf16_autocast(device: torch.device | str, enabled: bool) -> AbstractContextManager:

@@ -13,19 +13,20 @@ from spandrel import ImageModelDescriptor
 
 from .geometry import PixelBox, target_size
 from .image import resize
-from .runtime import AUTO_NATIVE, bf16_autocast, free_cuda_memory, memory_format, retry_smaller, use_bf16
+from .runtime import AUTO_NATIVE, bf16_autocast, cpu_has_amx, free_cuda_memory, memory_format, retry_smaller, use_bf16
 from .types import Interrupt, Progress
 
 log = logging.getLogger(__name__)
 
 
-# The official --bg_tile, used on the CPU in fp32 (the official arithmetic), and for bf16: with AMX its cost per
+# The official --bg_tile, used on the CPU in fp32 (the official arithmetic), and for bf16 on AMX: there its cost per
 # pixel grows with the tile (18.0 s/Mpx at 480 px with the context, 23.2 at 682x645; bench/measured/README.md).
 DEFAULT_TILE = 400
 # On the CPU in fp32 channels_last (``auto`` without AMX) the cost per pixel hardly depends on the tile (61-69 s/Mpx
-# from 482x363 to 682x645 px, 75 at 800 px): larger, balanced tiles compute fewer context pixels (a 1204x645
-# background: 2 tiles instead of 8, 0.81x the pixels, 15 % faster).
-CPU_FP32_TILE = 640
+# from 482x363 to 682x645 px, 75 at 800 px), nor in bf16 with AVX512-BF16 alone (an AMD EPYC Zen 4: 26.6-28.4 s/Mpx
+# from 482x363 to 720x720): larger, balanced tiles compute fewer context pixels (a 1204x645 background: 2 tiles
+# instead of 8, 0.81x the pixels, 15 % faster).
+CPU_LARGE_TILE = 640
 AUTO_TILE = 0  # tile=0: auto_tile (the CPU's sizes above; on GPUs as large as free memory allows)
 TILE_PAD = 40  # official RealESRGANer tile_pad
 # On the CPU in bf16, images up to this side run as one tile: a 512 px restored face in 400 px tiles with their
@@ -59,7 +60,7 @@ def upscale_image(
     With a spandrel ``ImageModelDescriptor`` the model runs at its own scale (tiles of ``tile`` px with 40 px of
     context, as the official RealESRGANer; ``tile=0``: ``auto_tile``; the tile halves on out-of-memory), then the
     result is resized with Lanczos when the model's scale differs. Without a model: bilinear resize.
-    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs with AMX
+    ``precision`` as in ``runtime.use_bf16``; ``auto`` also uses bf16 on CPUs that run it fast
     (``AUTO_NATIVE``). Models that spandrel does not mark bf16-safe always run in fp32.
     ``balanced``: tiles of equal size (``tile_spans``); None: balanced unless ``precision`` is fp32 (the official
     tile grid).
@@ -108,14 +109,15 @@ def auto_tile(device: torch.device | str, size: tuple[int, int], scale: int, bf1
               official: bool = False) -> int:
     """Tile side for ``tile=0``: on CUDA the largest square tile (with its context) whose activations fit in 80 % of
     the free memory, the whole image when it fits (fewer overlaps: 400 px tiles compute ~1.3-1.4x the pixels).
-    On the CPU: ``DEFAULT_TILE`` where ``official`` (fp32: the official tiles); ``CPU_FP32_TILE`` in fp32
-    channels_last; in bf16 ``DEFAULT_TILE``, or the whole image up to ``CPU_WHOLE_SIDE`` (restored faces)."""
+    On the CPU: ``DEFAULT_TILE`` where ``official`` (fp32: the official tiles); in bf16 on AMX ``DEFAULT_TILE``, or
+    the whole image up to ``CPU_WHOLE_SIDE`` (restored faces); else (fp32 channels_last, bf16 without AMX)
+    ``CPU_LARGE_TILE``."""
     free = free_cuda_memory(device)
     if free is None:
         if official:
             return DEFAULT_TILE
-        if not bf16:
-            return CPU_FP32_TILE
+        if not (bf16 and cpu_has_amx()):
+            return CPU_LARGE_TILE
         return max(size) if max(size) <= CPU_WHOLE_SIDE else DEFAULT_TILE
     per_pixel = BYTES_PER_PIXEL[bf16] * max(scale, 1) ** 2 * GPU_MARGIN
     side = int(math.sqrt(0.8 * free / per_pixel)) - 2 * TILE_PAD

@@ -70,9 +70,10 @@ class CodeFormerModelLoader:
                 "default": "auto",
                 "tooltip": "auto: bfloat16 on NVIDIA GPUs that support it (faster and less memory, output close to "
                            "fp32's; the face parser stays fp32); on the CPU CodeFormer in fp32 and the upscaler in "
-                           "bfloat16 where the CPU has AMX. fp32: the official arithmetic, bit-identical to the "
-                           "official CodeFormer; use it to reproduce official results. bf16: bfloat16 everywhere "
-                           "(fast only on CPUs with AMX). In CodeFormer Face Restore it applies to every network."}),
+                           "bfloat16 where the CPU runs it fast (AMX; AVX512-BF16 where a short probe finds it "
+                           "faster). fp32: the official arithmetic, bit-identical to the official CodeFormer; use it "
+                           "to reproduce official results. bf16: bfloat16 everywhere (fast only on CPUs with AMX or "
+                           "AVX512-BF16). In CodeFormer Face Restore it applies to every network."}),
         }}
 
     def load(self, model_name: str, compile_on_gpu: bool = False, precision: str = "auto"):

@@ -26,7 +26,7 @@ from ..codeformer.restore import restore_faces
 from ..codeformer.runtime import PRECISIONS
 from ..codeformer.temporal import ClipFrame, TemporalOptions, restore_clip
 from ..codeformer.types import FACE_UPSAMPLE_ABOVE
-from ..codeformer.upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
+from ..codeformer.upsample import AUTO_TILE, CPU_LARGE_TILE, DEFAULT_TILE
 from .convert import ResultBatch, checked_rgb, image_to_numpy, numpy_to_image, placeholder_faces
 from .device import check_interrupt, load_on_device, output_device, progress_callback
 from .face_nodes import DETECTION_INPUTS, VIDEO_FRAMES_INPUT, detect_options
@@ -65,8 +65,9 @@ CODE_WINDOW_INPUT = ("INT", {
                "agree: noise averages out, real motion is kept."})
 PRECISION_INPUT = (list(PRECISIONS), {
     "default": "auto",
-    "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs with AMX (slightly different output, faster), the "
-               "face parser in fp32; fp32: the official arithmetic; bf16: bfloat16 everywhere."})
+    "tooltip": "auto: bfloat16 upscaling on NVIDIA GPUs and on CPUs that run it fast (AMX, or AVX512-BF16 where a "
+               "short probe finds it faster; slightly different output, faster), the face parser in fp32; fp32: the "
+               "official arithmetic; bf16: bfloat16 everywhere."})
 
 
 class CodeFormerRestore:
@@ -142,9 +143,9 @@ class CodeFormerBackgroundUpsample:
                                     "tooltip": "Output size factor (official --upscale)."}),
                 "tile": ("INT", {"default": AUTO_TILE, "min": 0, "max": 4096, "step": 8,
                                  "tooltip": f"Tile size in px for the upscale model. 0 = auto: on the CPU up to "
-                                            f"{CPU_FP32_TILE} px ({DEFAULT_TILE}, the official --bg_tile, in bf16 "
-                                            "and fp32), on GPUs as large as free memory allows (fewer overlapping "
-                                            "tiles). Halved automatically when out of memory."}),
+                                            f"{CPU_LARGE_TILE} px ({DEFAULT_TILE}, the official --bg_tile, in bf16 "
+                                            "on CPUs with AMX and in fp32), on GPUs as large as free memory allows "
+                                            "(fewer overlapping tiles). Halved automatically when out of memory."}),
                 "precision": PRECISION_INPUT,
             },
             "optional": {

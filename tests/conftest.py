@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import weights  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What the library keeps per machine (bf16_probe's answer) goes to a temporary user cache, for this process and
+    the CLI and Ray processes the tests start, not to the user's."""
+    cache = tempfile.mkdtemp(prefix="codeformer-tests-cache-")
+    os.environ["XDG_CACHE_HOME"] = os.environ["LOCALAPPDATA"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

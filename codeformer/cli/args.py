@@ -14,7 +14,7 @@ from ..models import DETECTORS
 from ..restorers import SUPPORTED
 from ..runtime import PRECISIONS, resolve_device
 from ..types import FACE_UPSAMPLE_ABOVE
-from ..upsample import AUTO_TILE, CPU_FP32_TILE, DEFAULT_TILE
+from ..upsample import AUTO_TILE, CPU_LARGE_TILE, DEFAULT_TILE
 from ..video import VIDEO_SUFFIXES
 from .errors import CliError
 
@@ -79,14 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--upscaler", default="RealESRGAN_x2plus.pth",
                    help="file in upscale_models (default RealESRGAN_x2plus.pth)")
     r.add_argument("--tile", type=_at_least(0), default=AUTO_TILE,
-                   help=f"upscaler tile size in px; 0 (default) = auto: on the CPU up to {CPU_FP32_TILE} (fp32 "
-                        f"channels_last; {DEFAULT_TILE}, the official size, in bf16 and with --precision fp32), on "
+                   help=f"upscaler tile size in px; 0 (default) = auto: on the CPU up to {CPU_LARGE_TILE} "
+                        f"({DEFAULT_TILE}, the official size, in bf16 on CPUs with AMX and with --precision fp32), on "
                         "GPUs as large as free memory allows")
     r.add_argument("--batch-size", type=_at_least(1), default=None,
                    help="faces per CodeFormer batch (default: as many as free GPU memory holds, up to 32; 1 on CPU)")
     r.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs with AMX, "
-                        "else fp32; fp32: the official arithmetic everywhere; bf16: everywhere")
+                   help="auto (default): bf16 on CUDA GPUs that support it and for the upscaler on CPUs that run "
+                        "it fast (AMX, or AVX512-BF16 where a short probe finds it faster), else fp32; fp32: the "
+                        "official arithmetic everywhere; bf16: everywhere")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile CodeFormer on CUDA (faster for many faces; ~1 min to compile first)")
     cluster = r.add_argument_group("many machines (needs Ray: pip install \"ray[data]\")")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ..user_cache import user_cache_dir
 from . import download
 from .catalog import KNOWN_FILES, KnownFile
 from .errors import ModelFileError
@@ -25,14 +26,7 @@ def default_models_dir() -> Path:
     env = os.environ.get(MODELS_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    if os.name == "nt":
-        local = os.environ.get("LOCALAPPDATA", "").strip()
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-        # The XDG spec says relative values are invalid and must be ignored.
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "codeformer" / "models"
+    return user_cache_dir() / "models"
 
 
 def _check_relative_name(name: str) -> None:

@@ -23,9 +23,9 @@ def photo():
 
 @pytest.fixture
 def native_bf16(monkeypatch):
-    """Set whether this CPU counts as having AMX (bf16 fast)."""
+    """Set whether this CPU counts as running bf16 fast."""
     def set_native(value: bool) -> None:
-        monkeypatch.setattr(runtime, "cpu_has_amx", lambda: value)
+        monkeypatch.setattr(runtime, "cpu_runs_bf16_fast", lambda: value)
     return set_native
 
 
@@ -44,8 +44,7 @@ def test_use_bf16_by_device_and_precision(native_bf16):
 
 
 def test_amx_counts_only_where_onednn_may_use_it(monkeypatch):
-    """bf16 is only fast with AMX (AVX512-BF16 alone is slower than fp32 channels_last), and a cap on oneDNN's
-    instructions below AMX turns it off."""
+    """A cap on oneDNN's instructions below AMX turns it off."""
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     for name in runtime.ISA_CAP_VARIABLES:
@@ -60,7 +59,6 @@ def test_amx_counts_only_where_onednn_may_use_it(monkeypatch):
     monkeypatch.delenv("DNNL_MAX_CPU_ISA")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert not runtime.cpu_has_amx()
-    assert not runtime.use_bf16("cpu", "auto", auto_on=runtime.AUTO_NATIVE)
 
 
 def test_bf16_asked_on_a_cpu_without_bf16_instructions_is_run_and_said_once(monkeypatch, caplog):

@@ -62,11 +62,14 @@ def test_tile_halves_on_out_of_memory(x4_model, photo, monkeypatch):
 
 
 def test_auto_tile_from_free_gpu_memory(monkeypatch):
+    monkeypatch.setattr(upsample, "cpu_has_amx", lambda: True)
     assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=True) == upsample.DEFAULT_TILE
     assert upsample.auto_tile("cpu", (512, 512), 2, bf16=True) == 512  # a restored face in bf16: whole
     assert upsample.auto_tile("cpu", (480, 600), 2, bf16=True) == upsample.DEFAULT_TILE
-    assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=False) == upsample.CPU_FP32_TILE  # channels_last
+    assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=False) == upsample.CPU_LARGE_TILE  # channels_last
     assert upsample.auto_tile("cpu", (512, 512), 2, bf16=False, official=True) == upsample.DEFAULT_TILE  # fp32
+    monkeypatch.setattr(upsample, "cpu_has_amx", lambda: False)  # bf16 with AVX512-BF16 alone: as flat as fp32
+    assert upsample.auto_tile("cpu", (3000, 4000), 2, bf16=True) == upsample.CPU_LARGE_TILE
     gib = 2**30
     monkeypatch.setattr(upsample, "free_cuda_memory", lambda device: 8 * gib)
     side = upsample.auto_tile("cuda", (3000, 4000), 2, bf16=True)
@@ -84,11 +87,12 @@ def test_tile_zero_is_auto(x4_model, photo, monkeypatch, amx):
     seen = []
     real = upsample._tiled
     monkeypatch.setattr(upsample, "_tiled", lambda net, x, scale, tile, *a: seen.append(tile) or real(net, x, scale, tile, *a))
-    monkeypatch.setattr(runtime, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(upsample, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(runtime, "cpu_runs_bf16_fast", lambda: amx)
     upsample.upscale_image(x4_model, photo, 4.0)
     upsample.upscale_image(x4_model, photo, 4.0, precision="fp32")
     # on the CPU: fp32 channels_last in large tiles, bf16 (with AMX) small images whole; fp32: the official tiles
-    assert seen == [max(photo.shape[:2]) if amx else upsample.CPU_FP32_TILE, upsample.DEFAULT_TILE]
+    assert seen == [max(photo.shape[:2]) if amx else upsample.CPU_LARGE_TILE, upsample.DEFAULT_TILE]
 
 
 
