@@ -1,8 +1,10 @@
 """Our CLI beside the official ``inference_codeformer.py`` on the same images with the same weights (CPU).
 
-    python bench/parity_official.py IMAGE... [--full] [--shared ../shared] [--weights DIR] [--json out.json]
+    python bench/parity_official.py IMAGE... [--full] [--precision fp32] [--shared ../shared] [--weights DIR]
+        [--json out.json]
 
-Runs ``tools/official/run_official.sh`` and ``python -m codeformer restore --precision fp32`` with ``-w 0.5 -s 2``
+Runs ``tools/official/run_official.sh`` and ``python -m codeformer restore --precision fp32`` (or ``--precision``'s
+value: ``auto`` shows what the default's speed costs) with ``-w 0.5 -s 2``
 (``--full``: with ``--bg_upsampler realesrgan --face_upsample`` / ``--background-enhance --face-upsample``) on the
 random weights of ``tools/official/make_weights.py`` (``--weights``, default ``$CF_WEIGHTS`` or
 /tmp/official-weights/seed0) and prints per image: faces kept by each, max difference, equal pixels, PSNR, and how
@@ -57,13 +59,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("images", nargs="+", type=Path)
     ap.add_argument("--full", action="store_true", help="background and face upsampling")
+    ap.add_argument("--precision", choices=("fp32", "auto", "bf16"), default="fp32")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--weights", type=Path, default=Path(os.environ.get("CF_WEIGHTS", "/tmp/official-weights/seed0")))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     official_flags = ["-w", "0.5", "-s", "2"]
     official_flags += ["--bg_upsampler", "realesrgan", "--face_upsample"] if args.full else []
-    our_flags = ["-w", "0.5", "-s", "2", "--precision", "fp32", "--detector", "retinaface_mobile0.25", "--offline",
+    our_flags = ["-w", "0.5", "-s", "2", "--precision", args.precision, "--detector", "retinaface_mobile0.25", "--offline",
                  "--save-faces"] + (["--background-enhance", "--face-upsample"] if args.full else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +92,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"full": args.full, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"full": args.full, "precision": args.precision, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
