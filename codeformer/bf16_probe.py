@@ -6,12 +6,13 @@ channels_last, a Sapphire Rapids Xeon capped below AMX runs it no faster (bench/
 
 The probe: four 64-channel 3x3 convolutions on a 128 px map (Real-ESRGAN's layer shape), fp32 and bf16 channels_last
 taken in turns, the best of 4 each after a warm-up; about 0.2 s. Its bf16/fp32 ratio follows the whole network's
-(on the EPYC 0.48-0.53 against 0.46; with bf16 emulated 2.6 against 6.4). The answer is kept per machine (CPU,
+(on the EPYC 0.48-0.53 against 0.46; with bf16 emulated 2.6, the whole network 3.2-6.4). The answer is kept per machine (CPU,
 threads, torch, oneDNN's instruction cap), so every run on a machine chooses the same arithmetic.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -77,6 +78,7 @@ def machine_key(isa_cap: str) -> str:
                        f"cap {isa_cap or 'none'}"))
 
 
+@functools.cache  # read once: machine_key is asked on every upscale
 def _cpu_name() -> str:
     """The CPU's name with its family and model numbers (a VM may name it only 'AMD EPYC')."""
     try:
