@@ -6,8 +6,8 @@ channels_last, a Sapphire Rapids Xeon capped below AMX runs it no faster (bench/
 
 The probe: four 64-channel 3x3 convolutions on a 128 px map (Real-ESRGAN's layer shape), fp32 and bf16 channels_last
 taken in turns, the best of 4 each after a warm-up; about 0.2 s. Its bf16/fp32 ratio follows the whole network's
-(on the EPYC 0.48-0.53 against 0.46; with bf16 emulated 2.6, the whole network 3.2-6.4). The answer is kept per machine (CPU,
-threads, torch, oneDNN's instruction cap), so every run on a machine chooses the same arithmetic.
+(on the EPYC 0.48-0.53 against 0.46; with bf16 emulated 2.6, the whole network 3.2-6.4). The answer is kept per
+machine (CPU, threads, torch, oneDNN's instruction cap), so every run on a machine chooses the same arithmetic.
 """
 
 from __future__ import annotations
