@@ -16,6 +16,7 @@ from .gray import batch_is_gray, restore_gray
 from .image import resize
 from .restorers import Restorer, restorer_of, warn_fidelity
 from .runtime import auto_batch_size, bf16_autocast, memory_format, run_in_batches, use_bf16
+from .swish import use_fused_swish
 from .types import FACE_SIZE, CodeFormerModel, Face, Faces, Interrupt, Progress
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,14 @@ def restore_faces(
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How CodeFormer runs: on which device, under bf16 autocast or not, in which memory layout, faces per call."""
+    """How CodeFormer runs: on which device, under bf16 autocast or not, in which memory layout, faces per call, and
+    whether its swish is the fused SiLU (``swish``: all but ``precision fp32``, the official arithmetic)."""
 
     device: torch.device
     bf16: bool
     fmt: torch.memory_format
     batch_size: int
+    fused_swish: bool
 
 
 def run_settings(model: CodeFormerModel, device: torch.device | str, precision: str | None,
@@ -118,13 +121,15 @@ def run_settings(model: CodeFormerModel, device: torch.device | str, precision: 
     precision = model.precision if precision is None else precision
     bf16 = use_bf16(device, precision)
     fmt = memory_format(device, precision) if restorer_of(model).channels_last else torch.contiguous_format
-    return RunSettings(device, bf16, fmt,
-                       auto_batch_size(device, bf16) if batch_size is None else batch_size)
+    return RunSettings(device, bf16, fmt, auto_batch_size(device, bf16) if batch_size is None else batch_size,
+                       fused_swish=precision != "fp32")
 
 
 def placed_network(model: CodeFormerModel, settings: RunSettings) -> torch.nn.Module:
-    """The network module on the device, in evaluation mode and the memory layout of ``settings``."""
-    return model.module.to(settings.device).eval().to(memory_format=settings.fmt)
+    """The network module on the device, in evaluation mode, the memory layout and the swish of ``settings``."""
+    net = model.module.to(settings.device).eval().to(memory_format=settings.fmt)
+    use_fused_swish(net, settings.fused_swish)
+    return net
 
 
 def network_input(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:

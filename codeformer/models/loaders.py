@@ -22,6 +22,7 @@ from ..types import CodeFormerModel, FaceDetector, FaceParser
 from .catalog import DETECTORS, KNOWN_FILES, redownload_hint
 from .checkpoint import load_state_dict
 from .errors import ModelFileError, NotAnUpscalerError
+from .parsenet import ParseNetLogits
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +225,8 @@ def load_parser(path: Path) -> FaceParser:
             f"`{path.name}` ({path}) is {what} ({problem}); "
             f"expected parsing_parsenet.pth ({known.url}) in models/facedetection."
         )
-    _freeze(net)
     logger.info("loaded ParseNet from %s", path)
-    return FaceParser(module=net, path=path)
+    return FaceParser(module=_freeze(ParseNetLogits(net)), path=path)
 
 
 __all__ = ["check_upscaler", "load_codeformer", "load_detector", "load_parser", "load_upscaler"]
