@@ -2,7 +2,8 @@
 # The GPU benchmark as one script (for a lent GPU machine): end to end (issue 15's targets) first, then the CUDA
 # tests (the device path's parity on the GPU), network throughput, pipeline stages, precision; each step writes its
 # JSON as it ends, so a run cut short keeps what was done. The steps' timeouts add up to 565 s, inside one device
-# call's 600 s with the wheels' install.
+# call's 600 s with the wheels' install; the last step (the official against the lean network forms, 30 s) runs only
+# where the others took less than their limits.
 # Needs in .benchdata/: retinaface_mobilenet0.25.pth, whole_02.png, crowd.jpg, aligned_*.png; for the CUDA tests
 # a ../shared/data with the test detector and photos: bench/gpu_prepare.sh builds both (and the wheels) and gives the
 # device command. Results go to $OUT (or bench/results).
@@ -35,3 +36,4 @@ run_pipeline plain .benchdata/whole_02.png
 run_pipeline full_auto .benchdata/whole_02.png --background-enhance --face-upsample --face-upsample-mode auto
 run_pipeline crowd_plain .benchdata/crowd.jpg
 step precision; timeout 20 python3 bench/check_precision.py .benchdata/aligned_*.png --device cuda | tee "$OUT/precision.json"
+step lean-networks; timeout 30 python3 bench/lean_networks.py --device cuda --batch 16 --json "$OUT/lean_networks.json"

@@ -3,9 +3,9 @@
 CodeFormer's residual blocks compute swish as ``x * torch.sigmoid(x)``: a sigmoid pass, a multiply pass and a
 temporary map as large as the features, 64 times per face. ``F.silu`` is the same function in one pass. It rounds
 differently in the last bit (1 ULP on about a quarter of the values), so ``precision fp32`` keeps the official
-function, bit-identical, and ``auto`` / ``bf16`` use SiLU: CodeFormer then takes 13 % less time in fp32
+function, bit-identical, and ``auto`` / ``bf16`` use SiLU: CodeFormer then takes 8-10 % less time in fp32
 channels_last on a 2-core AMD EPYC Zen 5, and its output stays within 0.01/255 of the official function's
-(bench/measured/README.md).
+(bench/lean_networks.py; figures in bench/measured/README.md).
 
 spandrel's ``ResBlock`` calls a module-level ``swish``, which a block cannot change per call. ``use_fused_swish``
 therefore puts a ``SwitchableResBlock`` in each one's place: the same submodules under the same names (the state dict

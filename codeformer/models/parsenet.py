@@ -3,8 +3,8 @@
 facexlib's forward also builds a reconstructed face (a 64 -> 3 convolution at 512 px) that the paste never reads,
 and its layers without a norm or an activation pass their output through ``x * 1.0`` for each: 40 full copies of a
 feature map per face, which change no value. Both are left out here. The logits are the same bits
-(tests/lib/test_parsenet.py) and ParseNet takes 17 % less time in channels_last on a 2-core AMD EPYC
-(bench/measured/README.md).
+(tests/lib/test_parsenet.py) and ParseNet takes 7-10 % less time in channels_last on a 2-core AMD EPYC Zen 5
+(bench/lean_networks.py; figures in bench/measured/README.md).
 """
 
 from __future__ import annotations
