@@ -53,7 +53,8 @@ class FaceDetector:
 
 @dataclass(frozen=True)
 class FaceParser:
-    """A facexlib ParseNet face-parsing network (19 classes, 512x512 input in [-1, 1])."""
+    """A facexlib ParseNet face-parsing network (19 classes, 512x512 input in [-1, 1]); ``module(x)[0]`` are the class
+    logits (the loader gives ``models.parsenet.ParseNetLogits``, which computes nothing else)."""
 
     module: torch.nn.Module = field(repr=False)
     path: Path
