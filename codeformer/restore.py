@@ -105,7 +105,7 @@ def restore_faces(
 @dataclass(frozen=True)
 class RunSettings:
     """How CodeFormer runs: on which device, under bf16 autocast or not, in which memory layout, faces per call, and
-    whether its swish is the fused SiLU (``swish``: all but ``precision fp32``, the official arithmetic)."""
+    whether its swish is the fused SiLU (all but ``precision fp32``, which keeps the official arithmetic)."""
 
     device: torch.device
     bf16: bool
