@@ -58,10 +58,10 @@ def use_fused_swish(net: torch.nn.Module, fused: bool) -> None:
     if arch is None:  # no spandrel CodeFormer was ever built, so net has none of its blocks
         return
     _official_swish = arch.swish
-    for name, block in list(net.named_modules()):
+    for name, block in list(net.named_modules()):  # a list: blocks are replaced while walking
         if type(block) is arch.ResBlock:
             parent_name, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent_name), child, SwitchableResBlock(block))
-    for block in net.modules():
+            block = SwitchableResBlock(block)
+            setattr(net.get_submodule(parent_name), child, block)
         if isinstance(block, SwitchableResBlock):
             block.fused = fused
